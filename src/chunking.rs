@@ -1,0 +1,164 @@
+//! The automatic chunk size of `map`.
+//!
+//! # Design
+//!
+//! Each chunk costs a fixed overhead `o` (queueing, a wake-up, for processes a frame each way)
+//! on top of `c · mu` of work, where `mu` is the mean time per item. The sizer
+//!
+//! 1. starts at one item, so the first measurement arrives quickly even for slow items;
+//! 2. estimates `mu` from the compute time workers report per chunk (EWMA, 0.8 old / 0.2 new,
+//!    as joblib does);
+//! 3. aims for chunks of at least `10 · o`, i.e. overhead at most ~10% of a chunk, and at most
+//!    [`MAX_CHUNK_DURATION`] so progress and balance stay fine-grained;
+//! 4. grows at most 2x per chunk and shrinks at once when items turn out slower;
+//! 5. for an input of known length, never exceeds `remaining / (4 · workers)`: at least four
+//!    chunks per worker, shrinking towards the tail (guided self-scheduling), so no worker is
+//!    left with one long last chunk while the others idle.
+
+use std::time::Duration;
+
+/// The longest a chunk should run, so stragglers and progress reports stay bounded.
+pub(crate) const MAX_CHUNK_DURATION: Duration = Duration::from_millis(500);
+
+/// Chunks per worker to keep, at least, for balance.
+const MIN_CHUNKS_PER_WORKER: usize = 4;
+
+/// Overhead as a multiple of which a chunk should run (overhead <= 1/10 of a chunk).
+const OVERHEAD_FACTOR: f64 = 10.0;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkSizer {
+    fixed: Option<usize>,
+    current: usize,
+    item_nanos: Option<f64>,
+    overhead_nanos: f64,
+    workers: usize,
+}
+
+impl ChunkSizer {
+    /// An adaptive sizer for `workers` workers whose per-chunk overhead is about `overhead`.
+    pub(crate) fn adaptive(workers: usize, overhead: Duration) -> Self {
+        ChunkSizer {
+            fixed: None,
+            current: 1,
+            item_nanos: None,
+            overhead_nanos: overhead.as_nanos() as f64,
+            workers: workers.max(1),
+        }
+    }
+
+    /// Always `size` items per chunk.
+    pub(crate) fn fixed(&mut self, size: usize) {
+        self.fixed = Some(size);
+    }
+
+    /// Feeds back a finished chunk: `len` items took `compute` on a worker.
+    pub(crate) fn observe(&mut self, len: usize, compute: Duration) {
+        if len == 0 {
+            return;
+        }
+        let per_item = compute.as_nanos() as f64 / len as f64;
+        self.item_nanos = Some(match self.item_nanos {
+            Some(old) => 0.8 * old + 0.2 * per_item,
+            None => per_item,
+        });
+    }
+
+    /// The size of the next chunk, given the exact number of items left if it is known.
+    pub(crate) fn next_size(&mut self, remaining: Option<usize>) -> usize {
+        if let Some(fixed) = self.fixed {
+            return fixed;
+        }
+        let target = match self.item_nanos {
+            Some(mu) if mu > 0.0 => {
+                let for_overhead = (OVERHEAD_FACTOR * self.overhead_nanos / mu).ceil();
+                let for_duration = (MAX_CHUNK_DURATION.as_nanos() as f64 / mu).floor();
+                for_overhead.min(for_duration).max(1.0) as usize
+            }
+            // Too fast to measure: as large as growth allows.
+            Some(_) => usize::MAX,
+            None => self.current,
+        };
+        let mut size = target.min(self.current.saturating_mul(2));
+        if let Some(remaining) = remaining {
+            size = size.min(remaining.div_ceil(MIN_CHUNKS_PER_WORKER * self.workers));
+        }
+        self.current = size.max(1);
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizer() -> ChunkSizer {
+        ChunkSizer::adaptive(2, Duration::from_micros(2))
+    }
+
+    #[test]
+    fn starts_at_one_and_waits_for_a_measurement() {
+        let mut s = sizer();
+        assert_eq!(s.next_size(None), 1);
+        assert_eq!(s.next_size(None), 1, "no growth without information");
+    }
+
+    #[test]
+    fn grows_at_most_twofold_towards_ten_times_overhead() {
+        let mut s = sizer();
+        s.observe(1, Duration::from_nanos(10));
+        let sizes: Vec<_> = (0..14).map(|_| s.next_size(None)).collect();
+        assert_eq!(sizes[..5], [2, 4, 8, 16, 32]);
+        // 10 x 2 µs / 10 ns = 2000 items per chunk.
+        assert_eq!(*sizes.last().unwrap(), 2000);
+        assert!(sizes.windows(2).all(|w| w[1] <= 2 * w[0]));
+    }
+
+    #[test]
+    fn shrinks_at_once_when_items_get_slower() {
+        let mut s = sizer();
+        s.observe(1, Duration::from_nanos(10));
+        for _ in 0..20 {
+            s.next_size(None);
+        }
+        s.observe(1, Duration::from_millis(10));
+        assert_eq!(s.next_size(None), 1);
+    }
+
+    #[test]
+    fn keeps_four_chunks_per_worker_and_shrinks_at_the_tail() {
+        let mut s = sizer();
+        s.observe(1, Duration::from_nanos(1));
+        for _ in 0..30 {
+            s.next_size(None);
+        }
+        assert_eq!(s.next_size(Some(800)), 100, "800 / (4 x 2)");
+        assert_eq!(s.next_size(Some(16)), 2);
+        assert_eq!(s.next_size(Some(1)), 1);
+    }
+
+    #[test]
+    fn caps_chunk_duration() {
+        let mut s = ChunkSizer::adaptive(1, Duration::from_secs(1));
+        s.observe(1, Duration::from_millis(1));
+        for _ in 0..40 {
+            s.next_size(None);
+        }
+        assert_eq!(s.next_size(None), 500, "500 ms / 1 ms");
+    }
+
+    #[test]
+    fn ewma_weights_new_measurements_by_a_fifth() {
+        let mut s = sizer();
+        s.observe(10, Duration::from_nanos(1000));
+        s.observe(10, Duration::from_nanos(2000));
+        assert_eq!(s.item_nanos, Some(120.0));
+    }
+
+    #[test]
+    fn fixed_size_wins() {
+        let mut s = sizer();
+        s.fixed(4096);
+        assert_eq!(s.next_size(Some(10)), 4096);
+    }
+}

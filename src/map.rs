@@ -1,0 +1,372 @@
+//! `map`: a lazy, ordered (or unordered), chunked, memory-bounded parallel iterator.
+//!
+//! # Design
+//!
+//! The consuming thread drives everything: it pulls items from the input only to fill a
+//! bounded window of in-flight chunks, hands each chunk to the executor through
+//! [`ChunkDispatch`] (one job for threads, one frame each way for processes), and yields
+//! results as chunks finish. Memory is therefore bounded by `window x chunk size` whatever the
+//! input length, and an infinite input works. Dropping the iterator cancels every chunk that
+//! has not started.
+//!
+//! Ordered mode waits for the oldest chunk; unordered mode registers a completion callback
+//! per chunk that sends its sequence number down a channel, and takes whichever arrives.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::iter::Fuse;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::chunking::ChunkSizer;
+use crate::{Error, Future};
+
+/// What a worker returns for one chunk.
+pub(crate) struct Chunk<R> {
+    /// Exactly one result per input item, in input order.
+    pub(crate) results: Vec<Result<R, Error>>,
+    /// Time the worker spent running the function over the whole chunk.
+    pub(crate) compute: Duration,
+}
+
+/// How an executor runs one chunk of a `map`.
+pub(crate) trait ChunkDispatch<A, R> {
+    /// Runs the mapped function over `items` on some worker.
+    fn dispatch(&self, items: Vec<A>) -> Future<Chunk<R>>;
+    /// The number of workers, for the chunks-per-worker rule.
+    fn workers(&self) -> usize;
+    /// Estimated fixed cost of one dispatch, which drives the automatic chunk size.
+    fn chunk_overhead(&self) -> Duration;
+}
+
+/// Default in-flight chunks per worker: enough to hide one slow chunk at the head of the
+/// order, few enough to keep memory small.
+const WINDOW_PER_WORKER: usize = 4;
+
+struct InFlight<R> {
+    seq: u64,
+    first_index: usize,
+    len: usize,
+    /// `None` once an unordered consumer has taken it out of order.
+    future: Option<Future<Chunk<R>>>,
+}
+
+/// The lazy iterator returned by `map`: yields `Result<R, Error>` for every input item, in
+/// input order.
+///
+/// * **Lazy and bounded.** Only a window of chunks is in flight (default 4 per worker, see
+///   [`buffersize`](Map::buffersize)); the input is read no faster than results are consumed,
+///   so infinite inputs and inputs larger than memory work.
+/// * **Chunked.** Items travel in chunks. Without [`chunksize`](Map::chunksize) the size
+///   adapts to the measured cost of items: it starts at 1, grows at most 2x per chunk until the
+///   per-chunk overhead is at most ~10% of a chunk's time, keeps at least 4 chunks per worker,
+///   and shrinks towards the tail of an input of known length.
+/// * **Failures stay local.** A panic in one item yields `Err(Error::Panicked)` for that item
+///   only; a chunk that fails as a whole (its worker process died, say) yields the error for
+///   each of its items.
+/// * **Cancellation.** Dropping the iterator cancels every chunk that has not started.
+///
+/// ```
+/// use parexec::ThreadPool;
+///
+/// let pool = ThreadPool::new(2)?;
+/// // An endless input is fine: only a bounded window is ever in flight.
+/// let first: Vec<u64> = pool
+///     .map(|x: u64| x * x, 0..)
+///     .chunksize(64)
+///     .take(5)
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(first, [0, 1, 4, 9, 16]);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+#[must_use = "a map does nothing unless iterated"]
+pub struct Map<'p, I: Iterator, R> {
+    items: Fuse<I>,
+    dispatch: Box<dyn ChunkDispatch<I::Item, R> + 'p>,
+    sizer: ChunkSizer,
+    window: usize,
+    in_flight: VecDeque<InFlight<R>>,
+    active: usize,
+    next_seq: u64,
+    next_index: usize,
+    ready: std::vec::IntoIter<Result<R, Error>>,
+    ready_index: usize,
+    completions: Option<(Sender<u64>, Receiver<u64>)>,
+    config_error: Option<Error>,
+    /// Set after a configuration error has been yielded: nothing else follows it.
+    finished: bool,
+}
+
+impl<'p, I: Iterator, R> Map<'p, I, R> {
+    pub(crate) fn new(items: I, dispatch: Box<dyn ChunkDispatch<I::Item, R> + 'p>) -> Self {
+        let workers = dispatch.workers().max(1);
+        let sizer = ChunkSizer::adaptive(workers, dispatch.chunk_overhead());
+        Map {
+            items: items.fuse(),
+            dispatch,
+            sizer,
+            window: WINDOW_PER_WORKER * workers,
+            in_flight: VecDeque::new(),
+            active: 0,
+            next_seq: 0,
+            next_index: 0,
+            ready: Vec::new().into_iter(),
+            ready_index: 0,
+            completions: None,
+            config_error: None,
+            finished: false,
+        }
+    }
+
+    /// Sends exactly `n` items per chunk (the last chunk may be shorter) instead of sizing
+    /// chunks automatically.
+    ///
+    /// `n == 0` is invalid: the iterator then yields one `Err(Error::InvalidArgument)` and ends.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let total: u64 = pool.map(|x: u64| x, 1..=100).chunksize(10).sum::<Result<u64, _>>()?;
+    /// assert_eq!(total, 5050);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn chunksize(mut self, n: usize) -> Self {
+        if n == 0 {
+            self.config_error = Some(Error::InvalidArgument(
+                "chunksize must be at least 1".into(),
+            ));
+        } else {
+            self.sizer.fixed(n);
+        }
+        self
+    }
+
+    /// Keeps at most `chunks` chunks in flight (Python's `buffersize`, counted in chunks).
+    /// The default is 4 per worker. Memory use is bounded by `chunks x chunk size` items.
+    ///
+    /// `chunks == 0` is invalid: the iterator then yields one `Err(Error::InvalidArgument)`
+    /// and ends.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let n = pool.map(|x: u32| x + 1, 0..1000).buffersize(2).count();
+    /// assert_eq!(n, 1000);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn buffersize(mut self, chunks: usize) -> Self {
+        if chunks == 0 {
+            self.config_error = Some(Error::InvalidArgument(
+                "buffersize must be at least 1".into(),
+            ));
+        } else {
+            self.window = chunks;
+        }
+        self
+    }
+
+    /// Yields results in completion order instead of input order, each with its input index.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let mut out: Vec<(usize, u32)> = pool
+    ///     .map(|x: u32| x * 3, [5, 6, 7])
+    ///     .unordered()
+    ///     .map(|(i, r)| r.map(|v| (i, v)))
+    ///     .collect::<Result<_, _>>()?;
+    /// out.sort();
+    /// assert_eq!(out, [(0, 15), (1, 18), (2, 21)]);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn unordered(mut self) -> MapUnordered<'p, I, R> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for slot in &self.in_flight {
+            if let Some(future) = &slot.future {
+                notify_on_done(future, &tx, slot.seq);
+            }
+        }
+        self.completions = Some((tx, rx));
+        MapUnordered { inner: self }
+    }
+
+    /// Dispatches chunks until the window is full or the input is exhausted.
+    fn fill(&mut self) {
+        while self.active < self.window {
+            let remaining = match self.items.size_hint() {
+                (low, Some(high)) if low == high => Some(low),
+                _ => None,
+            };
+            let size = self.sizer.next_size(remaining);
+            let chunk: Vec<I::Item> = self.items.by_ref().take(size).collect();
+            if chunk.is_empty() {
+                return;
+            }
+            let len = chunk.len();
+            let future = self.dispatch.dispatch(chunk);
+            if let Some((tx, _)) = &self.completions {
+                notify_on_done(&future, tx, self.next_seq);
+            }
+            self.in_flight.push_back(InFlight {
+                seq: self.next_seq,
+                first_index: self.next_index,
+                len,
+                future: Some(future),
+            });
+            self.next_seq += 1;
+            self.next_index += len;
+            self.active += 1;
+        }
+    }
+
+    /// Waits for the next chunk (the oldest, or in unordered mode the first to finish) and
+    /// makes its results the ready batch. Returns `false` when everything has been yielded.
+    fn next_batch(&mut self) -> bool {
+        if self.finished {
+            return false;
+        }
+        if let Some(error) = self.config_error.take() {
+            self.ready = vec![Err(error)].into_iter();
+            self.finished = true;
+            return true;
+        }
+        self.fill();
+        let position = match &self.completions {
+            None => 0,
+            Some((_, rx)) => {
+                if self.active == 0 {
+                    return false;
+                }
+                let Ok(seq) = rx.recv() else { return false };
+                let front_seq = self.in_flight.front().map_or(0, |s| s.seq);
+                (seq - front_seq) as usize
+            }
+        };
+        let Some(slot) = self.in_flight.get_mut(position) else {
+            return false;
+        };
+        let (first_index, len) = (slot.first_index, slot.len);
+        let future = slot.future.take().expect("each chunk is taken once");
+        self.active -= 1;
+        while self.in_flight.front().is_some_and(|s| s.future.is_none()) {
+            self.in_flight.pop_front();
+        }
+        let results = match future.result() {
+            Ok(chunk) => {
+                self.sizer.observe(chunk.results.len(), chunk.compute);
+                chunk.results
+            }
+            Err(error) => (0..len).map(|_| Err(error.clone())).collect(),
+        };
+        self.ready = results.into_iter();
+        self.ready_index = first_index;
+        true
+    }
+}
+
+fn notify_on_done<R>(future: &Future<Chunk<R>>, completions: &Sender<u64>, seq: u64) {
+    let completions = completions.clone();
+    future.on_done(move || {
+        // The receiver is gone only when the map was dropped; nobody is waiting then.
+        let _ = completions.send(seq);
+    });
+}
+
+impl<I: Iterator, R> Iterator for Map<'_, I, R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(result) = self.ready.next() {
+                return Some(result);
+            }
+            if !self.next_batch() {
+                return None;
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.config_error.is_some() || self.finished {
+            return (self.ready.len(), Some(self.ready.len()));
+        }
+        let queued: usize = self
+            .in_flight
+            .iter()
+            .filter(|s| s.future.is_some())
+            .map(|s| s.len)
+            .sum();
+        let (low, high) = self.items.size_hint();
+        let known = self.ready.len() + queued;
+        (
+            known.saturating_add(low),
+            high.and_then(|h| h.checked_add(known)),
+        )
+    }
+}
+
+impl<I: Iterator, R> Drop for Map<'_, I, R> {
+    fn drop(&mut self) {
+        for slot in &self.in_flight {
+            if let Some(future) = &slot.future {
+                future.cancel();
+            }
+        }
+    }
+}
+
+impl<I: Iterator, R> fmt::Debug for Map<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("window", &self.window)
+            .field("in_flight", &self.active)
+            .field("dispatched_items", &self.next_index)
+            .field("unordered", &self.completions.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The completion-order variant of [`Map`], from [`Map::unordered`]: yields
+/// `(input index, Result<R, Error>)` as chunks finish, so one slow item never holds back the
+/// others (or a progress bar). Laziness, chunking, failure and cancellation rules are
+/// [`Map`]'s.
+///
+/// ```
+/// let pool = parexec::ThreadPool::new(2)?;
+/// let mut seen = vec![false; 100];
+/// for (index, result) in pool.map(|x: usize| x, 0..100).unordered() {
+///     seen[index] = result? == index;
+/// }
+/// assert!(seen.iter().all(|&ok| ok));
+/// # Ok::<(), parexec::Error>(())
+/// ```
+#[must_use = "a map does nothing unless iterated"]
+pub struct MapUnordered<'p, I: Iterator, R> {
+    inner: Map<'p, I, R>,
+}
+
+impl<I: Iterator, R> Iterator for MapUnordered<'_, I, R> {
+    type Item = (usize, Result<R, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = &mut self.inner;
+        loop {
+            if let Some(result) = inner.ready.next() {
+                let index = inner.ready_index;
+                inner.ready_index += 1;
+                return Some((index, result));
+            }
+            if !inner.next_batch() {
+                return None;
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<I: Iterator, R> fmt::Debug for MapUnordered<'_, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MapUnordered").field(&self.inner).finish()
+    }
+}

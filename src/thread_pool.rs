@@ -1,0 +1,828 @@
+//! The thread pool: a fixed set of worker threads fed from one lock-free injector queue.
+//!
+//! # Design
+//!
+//! * **Queue.** Every submission is pushed to a `crossbeam_deque::Injector`; idle workers steal
+//!   from it. A job is one boxed closure that owns the task and its [`Promise`]; it starts the
+//!   promise (skipping cancelled tasks), runs the task under `catch_unwind`, and resolves.
+//! * **Parking.** A thread wake-up costs ~80 µs on this class of machine, far more than a task,
+//!   so a submitter only touches the sleep lock when a worker is actually asleep, and an idle
+//!   worker spins briefly before it sleeps. The sleeper count and the queue are checked in the
+//!   Dekker pattern (each side writes, `SeqCst` fence, reads the other) so a wake-up is never
+//!   lost: either the worker sees the job or the submitter sees the sleeper.
+//! * **Helping.** A worker that blocks on a future (a task waiting for a task it submitted, or
+//!   a [`Scope`] opened on a worker) runs queued jobs of its own pool meanwhile, so nested
+//!   waiting cannot starve a small pool.
+//! * **Scopes.** [`ThreadPool::scope`] erases the lifetime of borrowed tasks, the crate's one
+//!   piece of `unsafe`; the scope does not return until every task it spawned has run (or been
+//!   discarded) and dropped its captures, exactly as `std::thread::scope` does.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal};
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+
+use crate::executor::sealed::Sealed;
+use crate::future::{Promise, promise};
+use crate::map::{Chunk, ChunkDispatch};
+use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
+
+/// A unit of work in the queue. It receives the counters of the worker that runs it.
+type Job = Box<dyn FnOnce(&WorkerCounters) + Send>;
+
+/// How long an idle worker keeps looking for work before it parks.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+
+/// Per-task fixed cost assumed by the automatic chunk size until a calibration is available.
+pub(crate) const DEFAULT_CHUNK_OVERHEAD: Duration = Duration::from_micros(2);
+
+#[derive(Default)]
+struct WorkerCounters {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+    busy_nanos: AtomicU64,
+    queue_wait_nanos: AtomicU64,
+}
+
+impl WorkerCounters {
+    fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+struct PoolShared {
+    injector: Injector<Job>,
+    shutdown: AtomicBool,
+    /// Set once every worker has been joined; later jobs can only be drained.
+    workers_exited: AtomicBool,
+    sleepers: AtomicUsize,
+    sleep_lock: Mutex<()>,
+    wake: Condvar,
+    submitted: CachePadded<AtomicU64>,
+    /// One set per worker, plus one for jobs run by helping threads and shutdown drains.
+    counters: Box<[CachePadded<WorkerCounters>]>,
+}
+
+impl PoolShared {
+    fn push(&self, job: Job) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.injector.push(job);
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
+            let _guard = self.sleep_lock.lock();
+            self.wake.notify_one();
+        }
+        // A submission that raced `shutdown` past its final drain must not wait forever:
+        // either that drain sees this job or this check sees that the workers are gone.
+        if self.workers_exited.load(Ordering::SeqCst) {
+            self.drain_unrun();
+        }
+    }
+
+    fn steal(&self) -> Option<Job> {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(job) => return Some(job),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    fn overflow_counters(&self) -> &WorkerCounters {
+        self.counters
+            .last()
+            .expect("the counters include the overflow set")
+    }
+
+    /// Parks the calling worker until there may be work or the pool shuts down.
+    fn park(&self) {
+        let mut guard = self.sleep_lock.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.injector.is_empty() && !self.shutdown.load(Ordering::SeqCst) {
+            self.wake.wait(&mut guard);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Resolves every queued, unstarted job as cancelled (dropping a job drops its promise).
+    fn drain_unrun(&self) {
+        let counters = self.overflow_counters();
+        while let Some(job) = self.steal() {
+            drop(job);
+            WorkerCounters::add(&counters.cancelled, 1);
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _guard = self.sleep_lock.lock();
+        self.wake.notify_all();
+    }
+
+    fn stats(&self) -> Stats {
+        let sum = |field: fn(&WorkerCounters) -> &AtomicU64| -> u64 {
+            self.counters
+                .iter()
+                .map(|c| field(c).load(Ordering::Relaxed))
+                .sum()
+        };
+        Stats {
+            submitted: self.submitted.load(Ordering::Relaxed),
+            completed: sum(|c| &c.completed),
+            failed: sum(|c| &c.failed),
+            cancelled: sum(|c| &c.cancelled),
+            busy: Duration::from_nanos(sum(|c| &c.busy_nanos)),
+            queue_wait: Duration::from_nanos(sum(|c| &c.queue_wait_nanos)),
+            ..Stats::default()
+        }
+    }
+}
+
+thread_local! {
+    /// The pool this thread works for, if it is a worker: lets blocking waits help.
+    static CURRENT_WORKER: RefCell<Option<(Arc<PoolShared>, usize)>> = const { RefCell::new(None) };
+}
+
+/// While `done()` is false and the deadline has not passed, runs queued jobs of the pool the
+/// calling thread works for. Returns when there is nothing left to help with; a no-op on
+/// threads that are not pool workers.
+pub(crate) fn help_until(done: impl Fn() -> bool, deadline: Option<Instant>) {
+    let Some((shared, index)) = CURRENT_WORKER.with(|w| w.borrow().clone()) else {
+        return;
+    };
+    while !done() && deadline.is_none_or(|d| Instant::now() < d) {
+        match shared.steal() {
+            Some(job) => job(&shared.counters[index]),
+            None => return,
+        }
+    }
+}
+
+/// Runs `f` over `items`, catching a panic per item so one bad item fails alone.
+pub(crate) fn run_chunk<A, R>(f: impl Fn(A) -> R, items: Vec<A>) -> Chunk<R> {
+    let started = Instant::now();
+    let results = items
+        .into_iter()
+        .map(|item| catch_unwind(AssertUnwindSafe(|| f(item))).map_err(Error::from_panic))
+        .collect();
+    Chunk {
+        results,
+        compute: started.elapsed(),
+    }
+}
+
+/// Configures a [`ThreadPool`]. Obtained from [`ThreadPool::builder`].
+///
+/// ```
+/// use parexec::ThreadPool;
+///
+/// let pool = ThreadPool::builder()
+///     .workers(2)
+///     .thread_name("resize")
+///     .stack_size(4 << 20)
+///     .initializer(|worker| assert!(worker < 2))
+///     .build()?;
+/// assert_eq!(pool.workers(), 2);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ThreadPoolBuilder {
+    workers: Option<usize>,
+    thread_name: String,
+    stack_size: Option<usize>,
+    initializer: Option<Arc<dyn Fn(usize) + Send + Sync>>,
+}
+
+impl fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("workers", &self.workers)
+            .field("thread_name", &self.thread_name)
+            .field("stack_size", &self.stack_size)
+            .field("initializer", &self.initializer.is_some())
+            .finish()
+    }
+}
+
+/// The number of cores this process may actually use (affinity mask and cgroup quota
+/// included), and 1 if that cannot be determined.
+pub(crate) fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl ThreadPoolBuilder {
+    /// The number of worker threads. Defaults to the cores this process may use (its
+    /// affinity mask and cgroup CPU quota included).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// The prefix of the worker threads' names; worker `i` is named `"{prefix}-{i}"`.
+    /// Defaults to `"parexec"`.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// The stack size of each worker thread in bytes. Defaults to the standard library's.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A function each worker runs once, with its index, before it takes any task.
+    /// [`build`](ThreadPoolBuilder::build) waits until every worker has run it.
+    pub fn initializer(mut self, init: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.initializer = Some(Arc::new(init));
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers, [`Error::Io`] if a thread cannot be
+    /// spawned, [`Error::Initializer`] if the initializer panics on any worker (the threads
+    /// already started are joined before this returns).
+    ///
+    /// ```
+    /// let err = parexec::ThreadPool::builder().workers(0).build().unwrap_err();
+    /// assert!(matches!(err, parexec::Error::InvalidArgument(_)));
+    /// ```
+    pub fn build(self) -> Result<ThreadPool, Error> {
+        let workers = self.workers.unwrap_or_else(available_cores);
+        if workers == 0 {
+            return Err(Error::InvalidArgument(
+                "a thread pool needs at least one worker".into(),
+            ));
+        }
+        crate::panic_location::install_hook();
+        let shared = Arc::new(PoolShared {
+            injector: Injector::new(),
+            shutdown: AtomicBool::new(false),
+            workers_exited: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            sleep_lock: Mutex::new(()),
+            wake: Condvar::new(),
+            submitted: CachePadded::new(AtomicU64::new(0)),
+            counters: (0..=workers).map(|_| CachePadded::default()).collect(),
+        });
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), Error>>(workers);
+        let pool = ThreadPool {
+            shared,
+            threads: Mutex::new(Vec::with_capacity(workers)),
+            workers,
+        };
+        for index in 0..workers {
+            let mut thread =
+                std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+            if let Some(bytes) = self.stack_size {
+                thread = thread.stack_size(bytes);
+            }
+            let shared = Arc::clone(&pool.shared);
+            let init = self.initializer.clone();
+            let ready = ready_tx.clone();
+            let handle = thread.spawn(move || {
+                let init_outcome = match init {
+                    Some(init) => catch_unwind(AssertUnwindSafe(|| init(index)))
+                        .map_err(|p| Error::Initializer(Error::from_panic(p).to_string())),
+                    None => Ok(()),
+                };
+                let initialized = init_outcome.is_ok();
+                let _ = ready.send(init_outcome);
+                if initialized {
+                    worker_loop(shared, index);
+                }
+            })?;
+            pool.threads.lock().push(handle);
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            // A worker that dies before reporting closes its sender; count that as a failure too.
+            let report = ready_rx
+                .recv()
+                .unwrap_or_else(|_| Err(Error::Initializer("a worker thread exited".into())));
+            report?;
+        }
+        Ok(pool)
+    }
+}
+
+fn worker_loop(shared: Arc<PoolShared>, index: usize) {
+    CURRENT_WORKER.with(|w| *w.borrow_mut() = Some((Arc::clone(&shared), index)));
+    let counters = &shared.counters[index];
+    loop {
+        if let Some(job) = shared.steal() {
+            job(counters);
+            continue;
+        }
+        if shared.shutdown.load(Ordering::SeqCst) {
+            // Re-check after seeing the flag: a job pushed just before shutdown still runs.
+            match shared.steal() {
+                Some(job) => job(counters),
+                None => break,
+            }
+            continue;
+        }
+        let idle_since = Instant::now();
+        while shared.injector.is_empty() && idle_since.elapsed() < SPIN_BEFORE_PARK {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        if shared.injector.is_empty() {
+            shared.park();
+        }
+    }
+    CURRENT_WORKER.with(|w| w.borrow_mut().take());
+}
+
+/// A pool of worker threads that runs closures and returns a [`Future`] for each.
+///
+/// # Panics in tasks
+///
+/// A panicking task resolves its future to [`Error::Panicked`] with the message and location;
+/// the worker thread survives and the pool keeps serving. Nothing aborts the process.
+///
+/// # Lifecycle
+///
+/// [`shutdown`](ThreadPool::shutdown) finishes queued work and joins the threads;
+/// [`shutdown_cancel`](ThreadPool::shutdown_cancel) cancels whatever has not started. Dropping
+/// the pool is `shutdown`: no thread outlives it. A submission after shutdown returns a future
+/// resolved to [`Error::Shutdown`].
+///
+/// ```
+/// use parexec::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::new(2)?;
+/// let futures: Vec<_> = (1..=3_u64).map(|n| pool.submit(move || n * 10)).collect();
+/// let mut total = 0;
+/// for done in as_completed(futures) {
+///     total += done.result()?;
+/// }
+/// assert_eq!(total, 60);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+///
+/// A task must be `Send`; capturing something that is not is a compile error:
+///
+/// ```compile_fail
+/// let pool = parexec::ThreadPool::new(1).unwrap();
+/// let not_send = std::rc::Rc::new(1);
+/// pool.submit(move || *not_send + 1);
+/// ```
+pub struct ThreadPool {
+    shared: Arc<PoolShared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
+}
+
+impl ThreadPool {
+    /// A pool with `workers` threads and default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers; [`Error::Io`] if threads cannot be spawned.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(4)?;
+    /// assert_eq!(pool.workers(), 4);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, Error> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder for worker count, thread names, stack size and a per-worker initializer.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::builder().thread_name("io").build()?;
+    /// assert!(pool.workers() >= 1);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder {
+            workers: None,
+            thread_name: "parexec".into(),
+            stack_size: None,
+            initializer: None,
+        }
+    }
+
+    /// Queues `task` and returns the future of its result.
+    ///
+    /// A panic in `task` resolves the future to [`Error::Panicked`]; after shutdown the
+    /// future is already resolved to [`Error::Shutdown`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let data = vec![1, 2, 3];
+    /// let sum = pool.submit(move || data.iter().sum::<i32>());
+    /// assert_eq!(sum.result()?, 6);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn submit<F, T>(&self, task: F) -> Future<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_fallible(move || Ok(task()))
+    }
+
+    fn submit_fallible<F, T>(&self, task: F) -> Future<T>
+    where
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return Future::ready(Err(Error::Shutdown));
+        }
+        let (promise, future) = promise();
+        self.shared.push(task_job(task, promise));
+        future
+    }
+
+    /// Applies `f` to every item on the pool: a lazy iterator of `Result<R, Error>` in input
+    /// order, with a bounded number of chunks in flight. See [`Map`] for the chunk size, the
+    /// window and the unordered variant.
+    ///
+    /// A panic in `f` fails only the item it happened on, as [`Error::Panicked`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let offset = 100;
+    /// let out: Vec<u64> = pool
+    ///     .map(move |x: u64| x + offset, 0..5)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(out, [100, 101, 102, 103, 104]);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn map<A, R, F, I>(&self, f: F, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        Map::new(
+            items.into_iter(),
+            Box::new(ThreadChunks {
+                pool: self,
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// Runs `body` with a [`Scope`] whose tasks may borrow from the caller's stack, and
+    /// returns once every task spawned in it has finished.
+    ///
+    /// A panic in a task resolves that task's future to [`Error::Panicked`]; a panic in
+    /// `body` itself is re-raised after all tasks have finished.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of `body`.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let words = vec!["alpha".to_string(), "beta".to_string()];
+    /// let total = pool.scope(|s| {
+    ///     let lengths: Vec<_> = words.iter().map(|w| s.submit(move || w.len())).collect();
+    ///     lengths.into_iter().map(|f| f.result().unwrap()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 9);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    ///
+    /// A scoped task may borrow only what outlives the scope:
+    ///
+    /// ```compile_fail
+    /// let pool = parexec::ThreadPool::new(1).unwrap();
+    /// pool.scope(|s| {
+    ///     let inner = 5;
+    ///     s.submit(|| inner + 1);
+    /// });
+    /// ```
+    pub fn scope<'env, F, T>(&self, body: F) -> T
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+    {
+        let scope = Scope {
+            pool: self,
+            state: Arc::new(ScopeState {
+                running: Mutex::new(0),
+                all_done: Condvar::new(),
+            }),
+            scope: PhantomData,
+            env: PhantomData,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(&scope)));
+        scope.wait_all();
+        match outcome {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// The number of worker threads.
+    ///
+    /// ```
+    /// assert_eq!(parexec::ThreadPool::new(3)?.workers(), 3);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Task counts and timings so far; see [`Stats`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let _ = pool.submit(|| panic!("counted")).result();
+    /// pool.shutdown();
+    /// assert_eq!(pool.stats().failed, 1);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting tasks, runs everything already queued, and joins the workers.
+    /// Idempotent. Called from one of this pool's own tasks, it joins every other worker and
+    /// leaves the calling one to finish its task and exit.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let queued = pool.submit(|| 7);
+    /// pool.shutdown();
+    /// assert_eq!(queued.result()?, 7);
+    /// assert!(matches!(pool.submit(|| 8).result(), Err(parexec::Error::Shutdown)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        self.shared.begin_shutdown();
+        self.join_workers();
+        self.shared.workers_exited.store(true, Ordering::SeqCst);
+        self.shared.drain_unrun();
+    }
+
+    /// Like [`shutdown`](ThreadPool::shutdown), but cancels every task that has not started;
+    /// their futures resolve to [`Error::Cancelled`]. Running tasks finish.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let (started, wait_start) = std::sync::mpsc::channel();
+    /// let running = pool.submit(move || { started.send(()).unwrap(); gate.recv().ok() });
+    /// let queued = pool.submit(|| 2);
+    /// wait_start.recv().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| pool.shutdown_cancel());
+    ///     while !queued.is_done() { std::thread::yield_now(); }
+    ///     release.send(()).unwrap();
+    /// });
+    /// assert!(running.result().is_ok());
+    /// assert!(matches!(queued.result(), Err(parexec::Error::Cancelled)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn shutdown_cancel(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.drain_unrun();
+        self.shutdown();
+    }
+
+    fn join_workers(&self) {
+        let me = std::thread::current().id();
+        let handles = std::mem::take(&mut *self.threads.lock());
+        for handle in handles {
+            if handle.thread().id() != me {
+                // A worker never panics out of its loop: tasks and initializers are caught.
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("workers", &self.workers)
+            .field("shutdown", &self.shared.shutdown.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed for ThreadPool {}
+
+impl Executor for ThreadPool {
+    fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R> {
+        ThreadPool::submit(self, move || f(arg))
+    }
+
+    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        ThreadPool::map(self, f, items)
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn stats(&self) -> Stats {
+        ThreadPool::stats(self)
+    }
+
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Threads
+    }
+
+    fn shutdown(&self) {
+        ThreadPool::shutdown(self);
+    }
+}
+
+/// Sends map chunks to the pool as jobs that share one `f`.
+struct ThreadChunks<'p, F> {
+    pool: &'p ThreadPool,
+    f: Arc<F>,
+}
+
+impl<A, R, F> ChunkDispatch<A, R> for ThreadChunks<'_, F>
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    fn dispatch(&self, items: Vec<A>) -> Future<Chunk<R>> {
+        let f = Arc::clone(&self.f);
+        self.pool.submit_fallible(move || Ok(run_chunk(&*f, items)))
+    }
+
+    fn workers(&self) -> usize {
+        self.pool.workers
+    }
+
+    fn chunk_overhead(&self) -> Duration {
+        DEFAULT_CHUNK_OVERHEAD
+    }
+}
+
+struct ScopeState {
+    running: Mutex<usize>,
+    all_done: Condvar,
+}
+
+/// Counts a scoped task as finished when dropped, after the task and its captures are gone,
+/// whether the task ran or was discarded unrun.
+struct ScopeTicket {
+    state: Arc<ScopeState>,
+}
+
+impl Drop for ScopeTicket {
+    fn drop(&mut self) {
+        let mut running = self.state.running.lock();
+        *running -= 1;
+        if *running == 0 {
+            self.state.all_done.notify_all();
+        }
+    }
+}
+
+/// A scope for tasks that borrow from the enclosing stack frame; see [`ThreadPool::scope`].
+///
+/// ```
+/// let pool = parexec::ThreadPool::new(2)?;
+/// let mut counts = [0_usize; 2];
+/// let text = "one two three";
+/// pool.scope(|s| {
+///     let (a, b) = counts.split_at_mut(1);
+///     s.submit(|| a[0] = text.split(' ').count());
+///     s.submit(|| b[0] = text.len());
+/// });
+/// assert_eq!(counts, [3, 13]);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+pub struct Scope<'scope, 'env: 'scope> {
+    pool: &'scope ThreadPool,
+    state: Arc<ScopeState>,
+    scope: PhantomData<&'scope mut &'scope ()>,
+    env: PhantomData<&'env mut &'env ()>,
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Queues `task`, which may borrow anything that outlives the scope, and returns the
+    /// future of its result. A panic in `task` resolves the future to [`Error::Panicked`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let data = [1, 2, 3];
+    /// let doubled = pool.scope(|s| s.submit(|| data.map(|x| x * 2)).result());
+    /// assert_eq!(doubled?, [2, 4, 6]);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn submit<F, T>(&'scope self, task: F) -> Future<T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        if self.pool.shared.shutdown.load(Ordering::Acquire) {
+            return Future::ready(Err(Error::Shutdown));
+        }
+        *self.state.running.lock() += 1;
+        let ticket = ScopeTicket {
+            state: Arc::clone(&self.state),
+        };
+        let (promise, future) = promise();
+        let scoped = task_job(move || Ok(task()), promise);
+        let with_ticket: Box<dyn FnOnce(&WorkerCounters) + Send + 'scope> =
+            Box::new(move |counters: &WorkerCounters| {
+                scoped(counters);
+                drop(ticket);
+            });
+        // SAFETY: the job borrows data that lives for 'scope. `ThreadPool::scope` does not
+        // return (not even by unwinding: the body runs under `catch_unwind`) before
+        // `wait_all` has seen every `ScopeTicket` dropped, and a ticket is dropped only after
+        // the job that owns it has been consumed or dropped, together with everything it
+        // captured. So no job outlives 'scope, and extending its lifetime to 'static for the
+        // queue is never observable. Only the lifetime changes; the layout is identical.
+        let job: Job = unsafe {
+            std::mem::transmute::<Box<dyn FnOnce(&WorkerCounters) + Send + 'scope>, Job>(
+                with_ticket,
+            )
+        };
+        self.pool.shared.push(job);
+        future
+    }
+
+    fn wait_all(&self) {
+        help_until(|| *self.state.running.lock() == 0, None);
+        let mut running = self.state.running.lock();
+        while *running > 0 {
+            self.state.all_done.wait(&mut running);
+        }
+    }
+}
+
+/// Builds the closure that runs `task` as a job: start it (or skip it if cancelled), run it
+/// under `catch_unwind`, count it, resolve its future. `'task` is `'static` except in scopes.
+fn task_job<'task, T, F>(
+    task: F,
+    promise: Promise<T>,
+) -> Box<dyn FnOnce(&WorkerCounters) + Send + 'task>
+where
+    F: FnOnce() -> Result<T, Error> + Send + 'task,
+    T: Send + 'task,
+{
+    let enqueued = Instant::now();
+    Box::new(move |counters: &WorkerCounters| {
+        if !promise.start() {
+            WorkerCounters::add(&counters.cancelled, 1);
+            return;
+        }
+        let started = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(task))
+            .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
+        WorkerCounters::add(&counters.busy_nanos, nanos(started.elapsed()));
+        WorkerCounters::add(&counters.queue_wait_nanos, nanos(started - enqueued));
+        let outcome_counter = if outcome.is_ok() {
+            &counters.completed
+        } else {
+            &counters.failed
+        };
+        WorkerCounters::add(outcome_counter, 1);
+        promise.complete(outcome);
+    })
+}
+
+impl fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("running", &*self.state.running.lock())
+            .finish_non_exhaustive()
+    }
+}
