@@ -26,7 +26,8 @@ pub enum Error {
     Panicked {
         /// The panic message (the `&str` or `String` payload; other payloads are described).
         message: String,
-        /// `file:line:column` of the panic, when it was captured.
+        /// `file:line:column` of the panic. Captured by a panic hook that pools install on
+        /// creation, chained to the hook in place then; `None` if a hook set later replaced it.
         location: Option<String>,
     },
     /// A deadline passed: `result_timeout`, or a per-task timeout of a process pool.

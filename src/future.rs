@@ -26,12 +26,16 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::Error;
+
+/// How long a waiter polls before it blocks; see [`Future::result`].
+const SPIN_BEFORE_BLOCKING: Duration = Duration::from_micros(100);
 
 type Callback<T> = Box<dyn FnOnce(Result<&T, &Error>) + Send>;
 
@@ -53,6 +57,8 @@ struct Inner<T> {
 struct Shared<T> {
     inner: Mutex<Inner<T>>,
     done: Condvar,
+    /// Mirrors `stage == Done` so waiters can poll without taking the lock.
+    finished: AtomicBool,
 }
 
 /// Creates a connected promise/future pair in the `Pending` stage.
@@ -66,6 +72,7 @@ pub(crate) fn promise<T>() -> (Promise<T>, Future<T>) {
             waker: None,
         }),
         done: Condvar::new(),
+        finished: AtomicBool::new(false),
     });
     (
         Promise {
@@ -135,6 +142,7 @@ impl<T> Shared<T> {
             return;
         }
         inner.stage = Stage::Done;
+        self.finished.store(true, Ordering::Release);
         for callback in std::mem::take(&mut inner.callbacks) {
             run_callback(callback, outcome.as_ref());
         }
@@ -351,6 +359,16 @@ impl<T> Future<T> {
     /// task that waits for a task it submitted cannot deadlock the pool.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         crate::thread_pool::help_until(|| self.is_done(), deadline);
+        // A sleeping thread takes ~80 µs to wake on small VMs, longer than many tasks: poll
+        // briefly first, yielding so the workers keep the cores.
+        let spin_until = Instant::now() + SPIN_BEFORE_BLOCKING;
+        while !self.shared.finished.load(Ordering::Acquire) {
+            let now = Instant::now();
+            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let mut inner = self.shared.inner.lock();
         while !matches!(inner.stage, Stage::Done) {
             match deadline {

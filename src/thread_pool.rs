@@ -173,19 +173,6 @@ pub(crate) fn help_until(done: impl Fn() -> bool, deadline: Option<Instant>) {
     }
 }
 
-/// Runs `f` over `items`, catching a panic per item so one bad item fails alone.
-pub(crate) fn run_chunk<A, R>(f: impl Fn(A) -> R, items: Vec<A>) -> Chunk<R> {
-    let started = Instant::now();
-    let results = items
-        .into_iter()
-        .map(|item| catch_unwind(AssertUnwindSafe(|| f(item))).map_err(Error::from_panic))
-        .collect();
-    Chunk {
-        results,
-        compute: started.elapsed(),
-    }
-}
-
 /// Configures a [`ThreadPool`]. Obtained from [`ThreadPool::builder`].
 ///
 /// ```
@@ -680,7 +667,8 @@ where
 {
     fn dispatch(&self, items: Vec<A>) -> Future<Chunk<R>> {
         let f = Arc::clone(&self.f);
-        self.pool.submit_fallible(move || Ok(run_chunk(&*f, items)))
+        self.pool
+            .submit_fallible(move || Ok(Chunk::run(&*f, items)))
     }
 
     fn workers(&self) -> usize {

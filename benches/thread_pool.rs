@@ -1,0 +1,163 @@
+//! The thread pool against its anchors, each group measured in one run on the same machine:
+//! serial code, `rayon`, and the `threadpool` crate.
+//!
+//! Targets (ratios within a group): `submit_result_noop` per task <= rayon's spawn + channel
+//! send; `map_trivial` within 2x of rayon's `par_iter().map().collect()`; `cpu_bound_equal`
+//! speedup over serial >= 0.95 x workers.
+
+use std::hint::black_box;
+use std::sync::mpsc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parexec::ThreadPool;
+use rayon::prelude::*;
+
+const WORKERS: usize = 2;
+const NOOP_BATCH: u64 = 10_000;
+const MAP_ITEMS: u64 = 10_000_000;
+const EQUAL_TASKS: u64 = 64;
+
+/// About a millisecond of arithmetic that the optimiser cannot remove.
+fn spin_work(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+fn submit_result_noop(c: &mut Criterion) {
+    let pool = ThreadPool::new(WORKERS).unwrap();
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .unwrap();
+    let plain_pool = threadpool::ThreadPool::new(WORKERS);
+    let mut group = c.benchmark_group("submit_result_noop");
+    group.throughput(Throughput::Elements(NOOP_BATCH));
+    group.bench_function("parexec", |b| {
+        b.iter(|| {
+            let futures: Vec<_> = (0..NOOP_BATCH)
+                .map(|i| pool.submit(move || black_box(i)))
+                .collect();
+            for future in futures {
+                black_box(future.result().unwrap());
+            }
+        })
+    });
+    group.bench_function("rayon_spawn_channel", |b| {
+        b.iter(|| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            for i in 0..NOOP_BATCH {
+                let tx = tx.clone();
+                rayon_pool.spawn(move || tx.send(black_box(i)).unwrap());
+            }
+            for _ in 0..NOOP_BATCH {
+                black_box(rx.recv().unwrap());
+            }
+        })
+    });
+    group.bench_function("threadpool_execute_channel", |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::channel();
+            for i in 0..NOOP_BATCH {
+                let tx = tx.clone();
+                plain_pool.execute(move || tx.send(black_box(i)).unwrap());
+            }
+            for _ in 0..NOOP_BATCH {
+                black_box(rx.recv().unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+fn map_trivial(c: &mut Criterion) {
+    let pool = ThreadPool::new(WORKERS).unwrap();
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("map_trivial");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MAP_ITEMS));
+    group.bench_function("serial", |b| {
+        b.iter(|| {
+            (0..MAP_ITEMS)
+                .map(|x| black_box(x) * 2)
+                .collect::<Vec<u64>>()
+        })
+    });
+    group.bench_function("parexec_auto_chunks", |b| {
+        b.iter(|| {
+            pool.map(|x: u64| black_box(x) * 2, 0..MAP_ITEMS)
+                .collect::<Result<Vec<u64>, _>>()
+                .unwrap()
+        })
+    });
+    group.bench_function("rayon_par_iter", |b| {
+        b.iter(|| {
+            rayon_pool.install(|| {
+                (0..MAP_ITEMS)
+                    .into_par_iter()
+                    .map(|x| black_box(x) * 2)
+                    .collect::<Vec<u64>>()
+            })
+        })
+    });
+    group.finish();
+}
+
+fn cpu_bound_equal(c: &mut Criterion) {
+    let pool = ThreadPool::new(WORKERS).unwrap();
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .unwrap();
+    let plain_pool = threadpool::ThreadPool::new(WORKERS);
+    let mut group = c.benchmark_group("cpu_bound_equal");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(EQUAL_TASKS));
+    group.bench_function("serial", |b| {
+        b.iter(|| (0..EQUAL_TASKS).map(spin_work).sum::<u64>())
+    });
+    group.bench_function("parexec_submit", |b| {
+        b.iter(|| {
+            let futures: Vec<_> = (0..EQUAL_TASKS)
+                .map(|i| pool.submit(move || spin_work(i)))
+                .collect();
+            futures
+                .into_iter()
+                .map(|f| f.result().unwrap())
+                .sum::<u64>()
+        })
+    });
+    group.bench_function("parexec_map", |b| {
+        b.iter(|| {
+            pool.map(spin_work, 0..EQUAL_TASKS)
+                .sum::<Result<u64, _>>()
+                .unwrap()
+        })
+    });
+    group.bench_function("rayon_par_iter", |b| {
+        b.iter(|| {
+            rayon_pool.install(|| (0..EQUAL_TASKS).into_par_iter().map(spin_work).sum::<u64>())
+        })
+    });
+    group.bench_function("threadpool_execute_channel", |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::channel();
+            for i in 0..EQUAL_TASKS {
+                let tx = tx.clone();
+                plain_pool.execute(move || tx.send(spin_work(i)).unwrap());
+            }
+            rx.iter().take(EQUAL_TASKS as usize).sum::<u64>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, submit_result_noop, map_trivial, cpu_bound_equal);
+criterion_main!(benches);
