@@ -121,7 +121,7 @@ fn cpu_bound_equal(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(EQUAL_TASKS));
     group.bench_function("serial", |b| {
-        b.iter(|| (0..EQUAL_TASKS).map(spin_work).sum::<u64>())
+        b.iter(|| (0..EQUAL_TASKS).map(spin_work).fold(0, u64::wrapping_add))
     });
     group.bench_function("parexec_submit", |b| {
         b.iter(|| {
@@ -131,19 +131,24 @@ fn cpu_bound_equal(c: &mut Criterion) {
             futures
                 .into_iter()
                 .map(|f| f.result().unwrap())
-                .sum::<u64>()
+                .fold(0, u64::wrapping_add)
         })
     });
     group.bench_function("parexec_map", |b| {
         b.iter(|| {
             pool.map(spin_work, 0..EQUAL_TASKS)
-                .sum::<Result<u64, _>>()
-                .unwrap()
+                .map(Result::unwrap)
+                .fold(0, u64::wrapping_add)
         })
     });
     group.bench_function("rayon_par_iter", |b| {
         b.iter(|| {
-            rayon_pool.install(|| (0..EQUAL_TASKS).into_par_iter().map(spin_work).sum::<u64>())
+            rayon_pool.install(|| {
+                (0..EQUAL_TASKS)
+                    .into_par_iter()
+                    .map(spin_work)
+                    .reduce(|| 0, u64::wrapping_add)
+            })
         })
     });
     group.bench_function("threadpool_execute_channel", |b| {
@@ -153,7 +158,9 @@ fn cpu_bound_equal(c: &mut Criterion) {
                 let tx = tx.clone();
                 plain_pool.execute(move || tx.send(spin_work(i)).unwrap());
             }
-            rx.iter().take(EQUAL_TASKS as usize).sum::<u64>()
+            rx.iter()
+                .take(EQUAL_TASKS as usize)
+                .fold(0, u64::wrapping_add)
         })
     });
     group.finish();

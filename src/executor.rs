@@ -123,6 +123,7 @@ pub trait Executor: sealed::Sealed + Send + Sync + fmt::Debug {
     /// assert_eq!(Executor::submit(&pool, add, (2, 3)).result()?, 5);
     /// # Ok::<(), parexec::Error>(())
     /// ```
+    #[must_use = "dropping the future does not cancel the task, but loses its result and any panic"]
     fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R>;
 
     /// Applies `f` to every item, lazily, in chunks; see [`Map`] for ordering, chunk size,

@@ -185,7 +185,6 @@ fn run_callback<T>(callback: Callback<T>, outcome: Result<&T, &Error>) {
 /// assert_eq!(answer.result_timeout(Duration::from_secs(10))?, 42);
 /// # Ok::<(), parexec::Error>(())
 /// ```
-#[must_use = "a future does nothing unless its result is awaited; dropping it does not cancel the task"]
 pub struct Future<T> {
     shared: Arc<Shared<T>>,
 }

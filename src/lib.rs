@@ -46,6 +46,7 @@ mod executor;
 mod future;
 mod map;
 mod panic_location;
+mod process;
 mod thread_pool;
 
 pub use crate::completion::{
@@ -55,4 +56,5 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
+pub use crate::process::{DEFAULT_MAX_FRAME_SIZE, ProcessPool, ProcessPoolBuilder, init};
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

@@ -142,11 +142,19 @@ impl<R> Ready<R> {
 /// How an executor runs one chunk of a `map`.
 pub(crate) trait ChunkDispatch<A, R> {
     /// Runs the mapped function over `items` on some worker.
-    fn dispatch(&self, items: Vec<A>) -> Future<Chunk<R>>;
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<R>;
     /// The number of workers, for the chunks-per-worker rule.
     fn workers(&self) -> usize;
     /// Estimated fixed cost of one dispatch, which drives the automatic chunk size.
     fn chunk_overhead(&self) -> Duration;
+}
+
+/// A dispatched chunk: its future, and for executors in this process a way for the consumer
+/// to run the chunk itself if no worker has started it yet.
+pub(crate) struct Dispatched<R> {
+    pub(crate) future: Future<Chunk<R>>,
+    /// Runs the chunk on the calling thread unless a worker claimed it first (then a no-op).
+    pub(crate) run_here: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// Default in-flight chunks per worker: enough to hide one slow chunk at the head of the
@@ -159,6 +167,7 @@ struct InFlight<R> {
     len: usize,
     /// `None` once an unordered consumer has taken it out of order.
     future: Option<Future<Chunk<R>>>,
+    run_here: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The lazy iterator returned by `map`: yields `Result<R, Error>` for every input item, in
@@ -308,7 +317,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 return;
             }
             let len = chunk.len();
-            let future = self.dispatch.dispatch(chunk);
+            let Dispatched { future, run_here } = self.dispatch.dispatch(chunk);
             if let Some((tx, _)) = &self.completions {
                 notify_on_done(&future, tx, self.next_seq);
             }
@@ -317,6 +326,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 first_index: self.next_index,
                 len,
                 future: Some(future),
+                run_here,
             });
             self.next_seq += 1;
             self.next_index += len;
@@ -339,7 +349,14 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         }
         self.fill();
         let position = match &self.completions {
-            None => 0,
+            None => {
+                // The oldest chunk is needed next anyway: if it is still queued, running it
+                // here beats sleeping until a worker has started and finished it.
+                if let Some(run_here) = self.in_flight.front_mut().and_then(|s| s.run_here.take()) {
+                    run_here();
+                }
+                0
+            }
             Some((_, rx)) => {
                 if self.active == 0 {
                     return false;

@@ -32,14 +32,14 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::executor::sealed::Sealed;
 use crate::future::{Promise, promise};
-use crate::map::{Chunk, ChunkDispatch};
+use crate::map::{Chunk, ChunkDispatch, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// A unit of work in the queue. It receives the counters of the worker that runs it.
 type Job = Box<dyn FnOnce(&WorkerCounters) + Send>;
 
 /// How long an idle worker keeps looking for work before it parks.
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
 
 /// Per-task fixed cost assumed by the automatic chunk size until a calibration is available.
 pub(crate) const DEFAULT_CHUNK_OVERHEAD: Duration = Duration::from_micros(2);
@@ -423,6 +423,7 @@ impl ThreadPool {
     /// assert_eq!(sum.result()?, 6);
     /// # Ok::<(), parexec::Error>(())
     /// ```
+    #[must_use = "dropping the future does not cancel the task, but loses its result and any panic"]
     pub fn submit<F, T>(&self, task: F) -> Future<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -665,10 +666,36 @@ where
     A: Send + 'static,
     R: Send + 'static,
 {
-    fn dispatch(&self, items: Vec<A>) -> Future<Chunk<R>> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+        let shared = &self.pool.shared;
+        if shared.shutdown.load(Ordering::Acquire) {
+            return Dispatched {
+                future: Future::ready(Err(Error::Shutdown)),
+                run_here: None,
+            };
+        }
         let f = Arc::clone(&self.f);
-        self.pool
-            .submit_fallible(move || Ok(Chunk::run(&*f, items)))
+        let (promise, future) = promise();
+        // Whoever takes the job out of the slot first runs it: a worker, or the consumer.
+        let slot = Arc::new(Mutex::new(Some(task_job(
+            move || Ok(Chunk::run(&*f, items)),
+            promise,
+        ))));
+        let queued = Arc::clone(&slot);
+        shared.push(Box::new(move |counters: &WorkerCounters| {
+            if let Some(job) = queued.lock().take() {
+                job(counters);
+            }
+        }));
+        let shared = Arc::clone(shared);
+        Dispatched {
+            future,
+            run_here: Some(Box::new(move || {
+                if let Some(job) = slot.lock().take() {
+                    job(shared.overflow_counters());
+                }
+            })),
+        }
     }
 
     fn workers(&self) -> usize {
@@ -725,6 +752,7 @@ pub struct Scope<'scope, 'env: 'scope> {
 impl<'scope> Scope<'scope, '_> {
     /// Queues `task`, which may borrow anything that outlives the scope, and returns the
     /// future of its result. A panic in `task` resolves the future to [`Error::Panicked`].
+    /// The future may be ignored: the scope waits for the task either way.
     ///
     /// ```
     /// let pool = parexec::ThreadPool::new(1)?;

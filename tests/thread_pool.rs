@@ -52,7 +52,7 @@ fn scope_waits_for_tasks_whose_futures_were_dropped() {
     let finished = AtomicUsize::new(0);
     pool.scope(|s| {
         for _ in 0..10 {
-            let _ = s.submit(|| {
+            s.submit(|| {
                 std::thread::sleep(Duration::from_millis(1));
                 finished.fetch_add(1, Ordering::SeqCst);
             });

@@ -1,0 +1,175 @@
+//! The process pool against its anchors, each group measured in one run on the same machine.
+//!
+//! Targets (ratios within a group):
+//! * `process_submit_result_noop`: per task <= 0.4x `procspawn::Pool` spawn + join;
+//! * `process_map_small_items`: 1M items with the automatic chunk size >= 10M items/s;
+//! * `process_startup`: pool creation to first result with 2 workers (5 ms target);
+//! * `process_cpu_bound_equal`: speedup over serial >= 0.95 x workers.
+//!
+//! Workers re-execute this binary, so `main` calls `parexec::init()` (and `procspawn::init()`
+//! for the anchor) before criterion runs any group.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use parexec::ProcessPool;
+
+const WORKERS: usize = 2;
+const NOOP_BATCH: u64 = 2_000;
+const MAP_ITEMS: u64 = 1_000_000;
+const EQUAL_TASKS: u64 = 64;
+
+fn noop(x: u64) -> u64 {
+    x
+}
+
+fn add_one(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+/// A few milliseconds of arithmetic that the optimiser cannot remove.
+fn spin_work(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..2_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+fn submit_result_noop(c: &mut Criterion) {
+    let pool = ProcessPool::new(WORKERS).unwrap();
+    let anchor = procspawn::Pool::new(WORKERS).unwrap();
+    let mut group = c.benchmark_group("process_submit_result_noop");
+    group.throughput(Throughput::Elements(NOOP_BATCH));
+    group.bench_function("parexec", |b| {
+        b.iter(|| {
+            let futures: Vec<_> = (0..NOOP_BATCH).map(|i| pool.submit(noop, i)).collect();
+            for future in futures {
+                black_box(future.result().unwrap());
+            }
+        })
+    });
+    group.bench_function("procspawn_pool", |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..NOOP_BATCH).map(|i| anchor.spawn(i, noop)).collect();
+            for handle in handles {
+                black_box(handle.join().unwrap());
+            }
+        })
+    });
+    group.finish();
+    let mut group = c.benchmark_group("process_sync_round_trip");
+    group.bench_function("parexec", |b| {
+        b.iter(|| pool.submit(noop, black_box(1)).result().unwrap())
+    });
+    group.bench_function("procspawn_pool", |b| {
+        b.iter(|| anchor.spawn(black_box(1), noop).join().unwrap())
+    });
+    group.finish();
+    anchor.shutdown();
+}
+
+fn map_small_items(c: &mut Criterion) {
+    let pool = ProcessPool::new(WORKERS).unwrap();
+    let mut group = c.benchmark_group("process_map_small_items");
+    group.throughput(Throughput::Elements(MAP_ITEMS));
+    group.sample_size(10);
+    group.bench_function("parexec_auto_chunks", |b| {
+        b.iter(|| {
+            let sum: u64 = pool
+                .map(add_one, 0..MAP_ITEMS)
+                .map(Result::unwrap)
+                .fold(0, u64::wrapping_add);
+            black_box(sum)
+        })
+    });
+    group.bench_function("serial", |b| {
+        b.iter(|| {
+            (0..MAP_ITEMS)
+                .map(|x| add_one(black_box(x)))
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.finish();
+}
+
+fn startup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("process_startup");
+    group.sample_size(20);
+    group.bench_function("parexec_new_to_first_result", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let began = Instant::now();
+                let pool = ProcessPool::new(WORKERS).unwrap();
+                black_box(pool.submit(noop, 1).result().unwrap());
+                total += began.elapsed();
+                drop(pool);
+            }
+            total
+        })
+    });
+    group.bench_function("procspawn_pool_new_to_first_result", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let began = Instant::now();
+                let pool = procspawn::Pool::new(WORKERS).unwrap();
+                black_box(pool.spawn(1, noop).join().unwrap());
+                total += began.elapsed();
+                pool.shutdown();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+fn cpu_bound_equal(c: &mut Criterion) {
+    let pool = ProcessPool::new(WORKERS).unwrap();
+    let mut group = c.benchmark_group("process_cpu_bound_equal");
+    group.throughput(Throughput::Elements(EQUAL_TASKS));
+    group.sample_size(10);
+    group.bench_function("serial", |b| {
+        b.iter(|| (0..EQUAL_TASKS).map(spin_work).fold(0, u64::wrapping_add))
+    });
+    group.bench_function("parexec_submit", |b| {
+        b.iter(|| {
+            let futures: Vec<_> = (0..EQUAL_TASKS)
+                .map(|i| pool.submit(spin_work, i))
+                .collect();
+            futures
+                .into_iter()
+                .map(|f| f.result().unwrap())
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.bench_function("parexec_map", |b| {
+        b.iter(|| {
+            pool.map(spin_work, 0..EQUAL_TASKS)
+                .map(Result::unwrap)
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    submit_result_noop,
+    map_small_items,
+    startup,
+    cpu_bound_equal
+);
+
+fn main() {
+    parexec::init();
+    procspawn::init();
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

@@ -1,0 +1,616 @@
+//! [`ProcessPool`]: the executor API over worker processes, for crash isolation.
+//!
+//! # Design
+//!
+//! * [`worker`]: `init()` and the loop a re-executed copy of this binary runs as a worker.
+//! * [`spawn`]: starting a worker (socket on fd 3, parent-death signal) and the handshake.
+//! * [`protocol`]: length-prefixed postcard frames, with a table of the messages.
+//! * [`code`]: task functions travel as offsets from an anchor function.
+//! * [`pool`]: the parent side: dispatch, pipelining, supervision, respawn, timeouts.
+
+#[cfg(unix)]
+mod code;
+#[cfg(unix)]
+mod pool;
+#[cfg(unix)]
+mod protocol;
+#[cfg(unix)]
+mod spawn;
+#[cfg(unix)]
+mod worker;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::Duration;
+
+use crate::map::{ChunkDispatch, Dispatched};
+use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
+
+/// The largest frame (one message: a task's argument or a chunk's results) by default: 512 MiB.
+///
+/// ```
+/// assert_eq!(parexec::DEFAULT_MAX_FRAME_SIZE, 512 << 20);
+/// ```
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 512 << 20;
+
+/// Makes this process a worker if a [`ProcessPool`] started it; otherwise returns at once.
+///
+/// Call it first thing in `main`, before anything with side effects: a pool re-executes the
+/// current executable, and `init` is where that copy turns into a worker. In a worker it serves
+/// tasks until the pool closes the connection or the parent dies, then exits the process; it
+/// never returns there. In any other process it costs one environment lookup.
+///
+/// # Tests, benches and examples
+///
+/// * Binaries and examples: call `parexec::init()` on the first line of `main`.
+/// * Criterion benches (`harness = false`): write your own `fn main()` that calls
+///   `parexec::init()` and then runs the groups defined with `criterion_group!`, instead of
+///   `criterion_main!`.
+/// * Integration tests: put process-pool tests in a test target with `harness = false` whose
+///   `main` calls `parexec::init()` first, then runs the tests. This crate's own
+///   `tests/process_pool.rs` does so with a small harness that also speaks the `--list` /
+///   `--exact` protocol of `cargo nextest`, so it works the same under `cargo test` and
+///   `cargo nextest run`.
+/// * Tests under the standard harness can instead name one test whose body calls `init()`,
+///   and start the pool with
+///   [`worker_args(["--exact", "that_test", "--nocapture"])`](ProcessPoolBuilder::worker_args):
+///   each worker then re-runs the test binary filtered to that one test.
+///
+/// A process started as a worker whose `main` never hands over to `init` runs as an ordinary
+/// program, but any `ProcessPool` it builds fails with [`Error::Handshake`] instead of starting
+/// workers of its own, so the mistake cannot multiply into a storm of processes; the parent's
+/// pool reports a handshake error naming `init`.
+///
+/// # Panics
+///
+/// Never. A panic inside a task becomes [`Error::Panicked`] in the parent, and the worker keeps
+/// serving.
+///
+/// ```
+/// parexec::init();
+/// // ... the rest of main, which may build ProcessPools ...
+/// ```
+pub fn init() {
+    #[cfg(unix)]
+    worker::init();
+}
+
+/// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the
+/// caller from anything a task does: panic, abort, segfault, `exit`, an endless loop, a leak.
+///
+/// It offers the same [`Executor`] API as [`ThreadPool`](crate::ThreadPool): `submit` returns
+/// a [`Future`], `map` returns the lazy, ordered, chunked [`Map`], and both work with
+/// [`as_completed`](crate::as_completed) and [`wait`](crate::wait).
+///
+/// Workers re-execute the current binary, so `main` must call [`init()`] first (see there for
+/// tests and benches). A worker speaks length-prefixed postcard frames over a private Unix
+/// socket; its stdout and stderr are the parent's, so `println!` in a task is safe.
+///
+/// # Faults
+///
+/// * A panic in a task gives [`Error::Panicked`] (message and location); the worker keeps
+///   serving.
+/// * If a worker dies, only the task or `map` chunk it was running fails, with
+///   [`Error::WorkerDied`] (pid and exit code or signal); tasks queued behind it are sent to a
+///   fresh worker, never failed. [`retry_worker_deaths`](ProcessPoolBuilder::retry_worker_deaths)
+///   re-runs the failed one too.
+/// * [`task_timeout`](ProcessPoolBuilder::task_timeout) kills a worker whose task overran; that
+///   task gets [`Error::Timeout`] and the worker is replaced.
+/// * An argument that cannot be serialized fails its own future at once; a result that cannot
+///   be serialized fails only its own task (or `map` item).
+/// * A malformed or oversized frame from a worker gives its running task [`Error::Protocol`]
+///   and replaces the worker.
+/// * Workers exit when the parent exits or crashes (EOF on the socket; on Linux also a
+///   parent-death signal). [`shutdown`](ProcessPool::shutdown) and `Drop` reap every worker.
+///
+/// ```standalone_crate
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// fn main() -> Result<(), parexec::Error> {
+///     parexec::init();
+///     let pool = parexec::ProcessPool::new(2)?;
+///     assert_eq!(pool.submit(square, 7).result()?, 49);
+///     let squares: Vec<u64> = pool.map(square, 0..1000).collect::<Result<_, _>>()?;
+///     assert_eq!(squares[999], 998_001);
+///     Ok(())
+/// }
+/// ```
+pub struct ProcessPool {
+    #[cfg(unix)]
+    shared: std::sync::Arc<pool::Shared>,
+    #[cfg(not(unix))]
+    never: std::convert::Infallible,
+}
+
+impl ProcessPool {
+    /// A pool of `workers` worker processes, started at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers, [`Error::Io`] if a process cannot be
+    /// started, [`Error::Handshake`] if a worker does not answer as a parexec worker of this
+    /// build (usually: `main` does not call [`init()`] first), and [`Error::Unsupported`]
+    /// outside Unix.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(2)?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, Error> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder for every other setting.
+    ///
+    /// ```standalone_crate
+    /// use std::time::Duration;
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder()
+    ///     .workers(4)
+    ///     .task_timeout(Duration::from_secs(30))
+    ///     .max_tasks_per_worker(10_000)
+    ///     .retry_worker_deaths(1)
+    ///     .build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::default()
+    }
+
+    /// Runs `f(arg)` in a worker process and returns the future of its result.
+    ///
+    /// `f` must be a plain function (or a non-capturing closure); several arguments travel as
+    /// a tuple. The argument is serialized at once, on the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// The future resolves to [`Error::Panicked`] if `f` panics (the worker survives),
+    /// [`Error::Serialization`] if the argument or result does not serialize (at once for the
+    /// argument), [`Error::InvalidArgument`] if the argument exceeds the maximum frame size,
+    /// [`Error::WorkerDied`], [`Error::Timeout`] or [`Error::Protocol`] as described under
+    /// *Faults* above, and [`Error::Shutdown`] after [`shutdown`](ProcessPool::shutdown).
+    ///
+    /// ```standalone_crate
+    /// fn add((a, b): (u32, u32)) -> u32 { a + b }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(1)?;
+    /// assert_eq!(pool.submit(add, (2, 3)).result()?, 5);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R> {
+        #[cfg(unix)]
+        return self.shared.submit(f, arg);
+        #[cfg(not(unix))]
+        {
+            let _ = (f, arg);
+            self.unsupported()
+        }
+    }
+
+    /// Applies `f` to every item in worker processes, lazily and in chunks: each chunk travels
+    /// as one frame each way. See [`Map`] for ordering, the automatic chunk size and the
+    /// in-flight window.
+    ///
+    /// # Errors
+    ///
+    /// Each item yields its own `Result`: a panic or an unserializable result fails only its
+    /// item; a dead worker, a timeout or a protocol error fails the items of the chunk that
+    /// was running.
+    ///
+    /// ```standalone_crate
+    /// fn double(x: i32) -> i32 { 2 * x }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(2)?;
+    /// let out: Vec<i32> = pool.map(double, vec![1, 2, 3]).chunksize(2).collect::<Result<_, _>>()?;
+    /// assert_eq!(out, [2, 4, 6]);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        Map::new(items.into_iter(), Box::new(ProcessChunks { pool: self, f }))
+    }
+
+    /// The number of worker processes the pool keeps.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// assert_eq!(parexec::ProcessPool::new(3)?.workers(), 3);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn workers(&self) -> usize {
+        #[cfg(unix)]
+        return self.shared.workers();
+        #[cfg(not(unix))]
+        self.unsupported()
+    }
+
+    /// The process ids of the workers running right now (fewer than
+    /// [`workers`](ProcessPool::workers) while some are starting or being replaced).
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(2)?;
+    /// assert_eq!(pool.worker_pids().len(), 2);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        #[cfg(unix)]
+        return self.shared.worker_pids();
+        #[cfg(not(unix))]
+        self.unsupported()
+    }
+
+    /// Counters and timings: a *task* is one `submit` or one `map` chunk; `transfer` is the
+    /// time spent encoding, moving and decoding payloads; `worker_restarts` counts workers
+    /// started to replace ones that died, were killed or were recycled.
+    ///
+    /// ```standalone_crate
+    /// fn id(x: u8) -> u8 { x }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(1)?;
+    /// pool.submit(id, 1).result()?;
+    /// assert_eq!(pool.stats().completed, 1);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        #[cfg(unix)]
+        return self.shared.stats();
+        #[cfg(not(unix))]
+        self.unsupported()
+    }
+
+    /// Stops accepting tasks, lets every queued and running task finish, then closes the
+    /// workers' sockets and reaps every worker process. Idempotent; `Drop` does the same.
+    ///
+    /// ```standalone_crate
+    /// fn id(x: u8) -> u8 { x }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(1)?;
+    /// let queued = pool.submit(id, 1);
+    /// pool.shutdown();
+    /// assert_eq!(queued.result()?, 1);
+    /// assert!(matches!(pool.submit(id, 2).result(), Err(parexec::Error::Shutdown)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        #[cfg(unix)]
+        self.shared.shutdown();
+        #[cfg(not(unix))]
+        self.unsupported()
+    }
+}
+
+#[cfg(not(unix))]
+impl ProcessPool {
+    /// No value exists outside Unix: `build` refuses to make one.
+    fn unsupported(&self) -> ! {
+        let never = self.never;
+        match never {}
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("workers", &self.workers())
+            .field("worker_pids", &self.worker_pids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::executor::sealed::Sealed for ProcessPool {}
+
+impl Executor for ProcessPool {
+    fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R> {
+        ProcessPool::submit(self, f, arg)
+    }
+
+    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        ProcessPool::map(self, f, items)
+    }
+
+    fn workers(&self) -> usize {
+        ProcessPool::workers(self)
+    }
+
+    fn stats(&self) -> Stats {
+        ProcessPool::stats(self)
+    }
+
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Processes
+    }
+
+    fn shutdown(&self) {
+        ProcessPool::shutdown(self);
+    }
+}
+
+/// Feeds a [`Map`] one frame per chunk.
+struct ProcessChunks<'p, A, R> {
+    pool: &'p ProcessPool,
+    f: fn(A) -> R,
+}
+
+impl<A: Payload, R: Payload> ChunkDispatch<A, R> for ProcessChunks<'_, A, R> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+        // Never run on the consumer's thread: isolating the caller from the task is the point.
+        #[cfg(unix)]
+        return Dispatched {
+            future: self.pool.shared.dispatch_chunk(self.f, items),
+            run_here: None,
+        };
+        #[cfg(not(unix))]
+        {
+            let _ = (self.f, items);
+            self.pool.unsupported()
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.pool.workers()
+    }
+
+    fn chunk_overhead(&self) -> Duration {
+        #[cfg(unix)]
+        return self.pool.shared.chunk_overhead();
+        #[cfg(not(unix))]
+        self.pool.unsupported()
+    }
+}
+
+/// Settings for a [`ProcessPool`]; see each method.
+///
+/// ```standalone_crate
+/// parexec::init();
+/// let pool = parexec::ProcessPool::builder().workers(2).lazy().build()?;
+/// assert!(pool.worker_pids().is_empty(), "lazy workers start with the first task");
+/// # Ok::<(), parexec::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ProcessPoolBuilder {
+    workers: Option<usize>,
+    lazy: bool,
+    task_timeout: Option<Duration>,
+    max_tasks_per_worker: Option<u64>,
+    initializer: Option<fn()>,
+    env: Vec<(OsString, OsString)>,
+    args: Vec<OsString>,
+    retries: u32,
+    max_frame: usize,
+}
+
+impl Default for ProcessPoolBuilder {
+    fn default() -> Self {
+        ProcessPoolBuilder {
+            workers: None,
+            lazy: false,
+            task_timeout: None,
+            max_tasks_per_worker: None,
+            initializer: None,
+            env: Vec::new(),
+            args: Vec::new(),
+            retries: 0,
+            max_frame: DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
+
+impl ProcessPoolBuilder {
+    /// The number of worker processes (default: the cores available to this process).
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// assert_eq!(parexec::ProcessPool::builder().workers(2).build()?.workers(), 2);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Starts workers with the first task instead of in [`build`](Self::build). A worker that
+    /// fails to start then fails the tasks instead of `build`.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).lazy().build()?;
+    /// assert!(pool.worker_pids().is_empty());
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn lazy(mut self) -> Self {
+        self.lazy = true;
+        self
+    }
+
+    /// The longest one task (a `submit`, or one `map` chunk) may run. A worker whose task
+    /// overruns is killed and replaced; that task gets [`Error::Timeout`], the tasks queued
+    /// behind it run on the replacement.
+    ///
+    /// ```standalone_crate
+    /// use std::time::Duration;
+    /// fn forever(_: ()) { loop { std::hint::spin_loop() } }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).task_timeout(Duration::from_millis(100)).build()?;
+    /// assert!(matches!(pool.submit(forever, ()).result(), Err(parexec::Error::Timeout)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Replaces each worker after it has run this many tasks (`map` chunks count as one), to
+    /// contain leaks in task code.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).max_tasks_per_worker(100).build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn max_tasks_per_worker(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_worker = Some(tasks);
+        self
+    }
+
+    /// A function every worker runs once before serving tasks (and again in each replacement).
+    ///
+    /// # Errors
+    ///
+    /// If it panics, or overruns the [`task_timeout`](Self::task_timeout) when one is set,
+    /// [`build`](Self::build) (or, for lazy pools, the tasks) fail with
+    /// [`Error::Initializer`].
+    ///
+    /// ```standalone_crate
+    /// fn quiet() { /* set up logging, load a model, ... */ }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).initializer(quiet).build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn initializer(mut self, initializer: fn()) -> Self {
+        self.initializer = Some(initializer);
+        self
+    }
+
+    /// Sets an environment variable in every worker (on top of the inherited environment).
+    ///
+    /// ```standalone_crate
+    /// fn read(_: ()) -> Option<String> { std::env::var("MODE").ok() }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).env("MODE", "fast").build()?;
+    /// assert_eq!(pool.submit(read, ()).result()?.as_deref(), Some("fast"));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Command-line arguments for the worker processes (default: none). Useful under the
+    /// standard test harness, to re-run only the test that calls [`init()`]; see there.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder()
+    ///     .worker_args(["--exact", "worker_entry", "--nocapture"])
+    ///     .build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn worker_args<S: Into<OsString>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Re-runs a task whose worker died under it up to `retries` more times before failing it
+    /// with [`Error::WorkerDied`] (default 0). Timeouts are never retried.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(2).retry_worker_deaths(2).build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn retry_worker_deaths(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The largest message in either direction, in bytes (default
+    /// [`DEFAULT_MAX_FRAME_SIZE`]). Larger arguments fail at once with
+    /// [`Error::InvalidArgument`]; larger results fail their task with
+    /// [`Error::Serialization`].
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(1).max_frame_size(1 << 20).build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Builds the pool; unless [`lazy`](Self::lazy), starts every worker and waits for its
+    /// handshake (in parallel).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers, a zero `max_tasks_per_worker` or
+    /// `task_timeout`, or a maximum frame size under 64 bytes or over 4 GiB; otherwise as
+    /// [`ProcessPool::new`]. [`Error::Unsupported`] outside Unix.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::builder().workers(2).build()?;
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn build(self) -> Result<ProcessPool, Error> {
+        let workers = match self.workers {
+            Some(0) => {
+                return Err(Error::InvalidArgument(
+                    "a process pool needs at least one worker".into(),
+                ));
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        if self.max_tasks_per_worker == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_tasks_per_worker must be at least 1".into(),
+            ));
+        }
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument(
+                "task_timeout must be positive".into(),
+            ));
+        }
+        if !(64..=u32::MAX as usize).contains(&self.max_frame) {
+            return Err(Error::InvalidArgument(format!(
+                "max_frame_size must be between 64 bytes and 4 GiB, not {}",
+                self.max_frame
+            )));
+        }
+        #[cfg(unix)]
+        {
+            let config = pool::Config {
+                workers,
+                lazy: self.lazy,
+                task_timeout: self.task_timeout,
+                max_tasks_per_worker: self.max_tasks_per_worker,
+                retries: self.retries,
+                spawn: spawn::SpawnConfig {
+                    max_frame: self.max_frame,
+                    env: self.env,
+                    args: self.args,
+                    initializer: self.initializer,
+                    initializer_timeout: self.task_timeout,
+                },
+            };
+            pool::Shared::start(config).map(|shared| ProcessPool { shared })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = workers;
+            Err(Error::Unsupported(
+                "process pools need Unix (Linux or macOS)",
+            ))
+        }
+    }
+}

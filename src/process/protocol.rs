@@ -1,0 +1,396 @@
+//! The wire protocol between a [`ProcessPool`](crate::ProcessPool) and its worker processes.
+//!
+//! # Design
+//!
+//! Every message is one *frame*: a `u32` little-endian body length, then the body. The body is
+//! a postcard-encoded header enum ([`ToWorker`] or [`FromWorker`]) followed, for tasks and
+//! results, by a raw payload that is itself postcard (the task's `Vec<A>` in, its
+//! `Vec<Result<R, RemoteFailure>>` out). Keeping the payload outside the header enum means a
+//! 100 MB argument is encoded once, straight into the frame, and decoded straight out of the
+//! receive buffer, never copied into an intermediate `Vec<u8>`.
+//!
+//! | message | sender | payload | why |
+//! |---|---|---|---|
+//! | `Hello { version, identity, pid, nonce }` | worker, first | none | the parent only sends code offsets to a worker of the same protocol and the same executable |
+//! | `Init { initializer }` | parent, once, only if configured | none | the per-worker initializer is a code offset too, so it waits for the handshake |
+//! | `InitDone` / `InitFailed { message }` | worker | none | a failed initializer is reported instead of serving tasks |
+//! | `Task { id, trampoline, func }` | parent | `Vec<A>` | one `submit`, or one whole chunk of a `map` |
+//! | `Done { id, compute_ns }` | worker | `Vec<Result<R, RemoteFailure>>` | one result per item, so a panic or an unserializable result fails only its item |
+//! | `Failed { id, failure }` | worker | none | the whole payload could not be decoded |
+//!
+//! There is no shutdown message: the parent closes the socket, and the worker exits at EOF.
+//!
+//! The reader never trusts a length prefix: a length above the configured maximum is a
+//! protocol error, and the receive buffer grows only when it is full of bytes that actually
+//! arrived (at most doubling), so a bogus prefix cannot make it allocate more than what was
+//! sent, and never more than the maximum frame size.
+
+use std::io::{self, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Bumped whenever a message changes shape; part of the handshake.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// Bytes of the length prefix.
+const HEADER: usize = 4;
+
+/// The receive buffer's starting (and resting) size.
+const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// Messages from the parent to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// Run the per-worker initializer found at this code offset, then report back.
+    Init { initializer: i64 },
+    /// Run `func` over the payload's items through the monomorphised `trampoline`.
+    Task { id: u64, trampoline: i64, func: i64 },
+}
+
+/// Messages from a worker to the parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker {
+    /// The first frame a worker sends.
+    Hello {
+        version: u32,
+        identity: u64,
+        pid: u32,
+        nonce: u64,
+    },
+    /// The initializer returned.
+    InitDone,
+    /// The initializer panicked; the worker exits after sending this.
+    InitFailed { message: String },
+    /// A task ran; the payload holds one result per item.
+    Done { id: u64, compute_ns: u64 },
+    /// A task's payload could not be decoded, so none of its items ran.
+    Failed { id: u64, failure: RemoteFailure },
+}
+
+/// Why one item failed inside a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RemoteFailure {
+    /// The task panicked.
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    /// The argument could not be decoded or the result could not be encoded.
+    Serialization(String),
+}
+
+impl From<RemoteFailure> for Error {
+    fn from(failure: RemoteFailure) -> Self {
+        match failure {
+            RemoteFailure::Panicked { message, location } => Error::Panicked { message, location },
+            RemoteFailure::Serialization(message) => Error::Serialization(message),
+        }
+    }
+}
+
+/// Builds one complete frame: the length prefix, the postcard `header`, then whatever
+/// `payload` appends.
+///
+/// # Errors
+///
+/// [`Error::Serialization`] when the header or payload fails to encode, and
+/// [`Error::InvalidArgument`] when the frame would exceed `max_frame`.
+pub(crate) fn encode_frame<H: Serialize>(
+    header: &H,
+    max_frame: usize,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    let mut frame = vec![0; HEADER];
+    postcard::to_io(header, &mut frame).map_err(|e| Error::Serialization(e.to_string()))?;
+    payload(&mut frame)?;
+    let body = frame.len() - HEADER;
+    let len = u32::try_from(body)
+        .ok()
+        .filter(|&len| len as usize <= max_frame)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "a {body}-byte message exceeds the maximum frame size of {max_frame} bytes"
+            ))
+        })?;
+    frame[..HEADER].copy_from_slice(&len.to_le_bytes());
+    Ok(frame)
+}
+
+/// Splits a frame body into its postcard header and the raw payload after it.
+pub(crate) fn decode_header<'a, H: Deserialize<'a>>(
+    body: &'a [u8],
+) -> Result<(H, &'a [u8]), Error> {
+    postcard::take_from_bytes(body)
+        .map_err(|e| Error::Protocol(format!("undecodable message: {e}")))
+}
+
+/// Reads frames from a byte stream into one reusable buffer.
+///
+/// An I/O error (including a read timeout) leaves the partial frame buffered, so the next call
+/// resumes where this one stopped.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max_frame: usize,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader that rejects frames whose body exceeds `max_frame` bytes.
+    pub(crate) fn new(inner: R, max_frame: usize) -> Self {
+        FrameReader {
+            inner,
+            buf: vec![0; Self::resting_size(max_frame)],
+            start: 0,
+            end: 0,
+            max_frame,
+        }
+    }
+
+    fn resting_size(max_frame: usize) -> usize {
+        INITIAL_BUFFER.min(max_frame.saturating_add(HEADER))
+    }
+
+    /// The next frame's body, or `None` when the stream ended cleanly between frames.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` for a length above the maximum, `UnexpectedEof` for a stream that ends
+    /// inside a frame, and any error of the underlying reader.
+    pub(crate) fn next_frame(&mut self) -> io::Result<Option<&[u8]>> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // Give back the memory of an exceptionally large frame once it is consumed.
+            if self.buf.len() > 16 * INITIAL_BUFFER {
+                self.buf = vec![0; Self::resting_size(self.max_frame)];
+            }
+        }
+        if !self.fill(HEADER)? {
+            return if self.start == self.end {
+                Ok(None)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "stream ended inside a frame header",
+                ))
+            };
+        }
+        let mut prefix = [0; HEADER];
+        prefix.copy_from_slice(&self.buf[self.start..self.start + HEADER]);
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > self.max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "frame of {len} bytes exceeds the maximum of {} bytes",
+                    self.max_frame
+                ),
+            ));
+        }
+        if !self.fill(HEADER + len)? {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stream ended inside a frame",
+            ));
+        }
+        let body = self.start + HEADER..self.start + HEADER + len;
+        self.start = body.end;
+        Ok(Some(&self.buf[body]))
+    }
+
+    /// Reads until `need` bytes are buffered from `start`; `false` at EOF before that.
+    fn fill(&mut self, need: usize) -> io::Result<bool> {
+        while self.end - self.start < need {
+            if self.start + need > self.buf.len() && self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                // Full of real bytes: at most double, and never beyond this frame's size.
+                let grown = (self.buf.len() * 2).min(need).max(self.end + 1);
+                self.buf.reserve_exact(grown - self.buf.len());
+                self.buf.resize(grown, 0);
+            }
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The underlying stream, for socket options such as read timeouts.
+    pub(crate) fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    #[cfg(test)]
+    fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+impl<R> std::fmt::Debug for FrameReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("buffered", &(self.end - self.start))
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator, so failures reproduce.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Hands out at most `step` bytes per read, like a socket under load.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_through_the_reader() {
+        let mut stream = Vec::new();
+        for id in 0..100_u64 {
+            let frame = encode_frame(
+                &FromWorker::Done {
+                    id,
+                    compute_ns: id * 7,
+                },
+                1 << 20,
+                |out| {
+                    postcard::to_io(&vec![id; id as usize], out)
+                        .map(drop)
+                        .map_err(|e| Error::Serialization(e.to_string()))
+                },
+            )
+            .unwrap();
+            stream.extend_from_slice(&frame);
+        }
+        let mut reader = FrameReader::new(
+            Trickle {
+                data: &stream,
+                step: 13,
+            },
+            1 << 20,
+        );
+        for id in 0..100_u64 {
+            let body = reader.next_frame().unwrap().unwrap();
+            let (header, payload): (FromWorker, _) = decode_header(body).unwrap();
+            assert!(
+                matches!(header, FromWorker::Done { id: got, compute_ns } if got == id && compute_ns == id * 7)
+            );
+            assert_eq!(
+                postcard::from_bytes::<Vec<u64>>(payload).unwrap(),
+                vec![id; id as usize]
+            );
+        }
+        assert!(
+            reader.next_frame().unwrap().is_none(),
+            "clean EOF between frames"
+        );
+    }
+
+    #[test]
+    fn oversized_frames_are_rejected_before_allocating() {
+        let mut stream = u32::MAX.to_le_bytes().to_vec();
+        stream.extend_from_slice(&[1, 2, 3]);
+        let mut reader = FrameReader::new(&stream[..], 1024);
+        let err = reader.next_frame().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("exceeds the maximum"), "{err}");
+        assert!(reader.allocated() <= 1024 + HEADER);
+    }
+
+    #[test]
+    fn a_large_bogus_length_under_the_limit_allocates_only_what_arrives() {
+        let max = 1 << 30;
+        let mut stream = ((1_u32 << 30) - 1).to_le_bytes().to_vec();
+        stream.extend_from_slice(&[0; 1000]);
+        let mut reader = FrameReader::new(&stream[..], max);
+        assert_eq!(
+            reader.next_frame().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert!(
+            reader.allocated() <= 2 * INITIAL_BUFFER,
+            "{}",
+            reader.allocated()
+        );
+    }
+
+    #[test]
+    fn oversized_outgoing_frames_are_invalid_arguments() {
+        let err = encode_frame(&ToWorker::Init { initializer: 0 }, 8, |out| {
+            out.extend_from_slice(&[0; 100]);
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    }
+
+    #[test]
+    fn random_streams_never_panic_nor_allocate_beyond_the_limit() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for round in 0..3000 {
+            let max = 1 + rng.below(if round % 2 == 0 { 64 } else { 200_000 });
+            let mut stream: Vec<u8> = (0..rng.below(4096)).map(|_| rng.next() as u8).collect();
+            if round % 3 == 0 {
+                // Plausible prefixes exercise the body path, not just the length check.
+                let len = rng.below(max + 2) as u32;
+                stream.splice(0..0, len.to_le_bytes());
+            }
+            let step = 1 + rng.below(300);
+            let mut reader = FrameReader::new(
+                Trickle {
+                    data: &stream,
+                    step,
+                },
+                max,
+            );
+            while let Ok(Some(body)) = reader.next_frame() {
+                assert!(body.len() <= max);
+                let _ = decode_header::<FromWorker>(body);
+                let _ = decode_header::<ToWorker>(body);
+                assert!(
+                    reader.allocated() <= max + HEADER,
+                    "round {round}: {} > {max}",
+                    reader.allocated()
+                );
+            }
+            assert!(reader.allocated() <= max + HEADER, "round {round}");
+        }
+    }
+}
