@@ -357,6 +357,9 @@ impl<T> Future<T> {
     /// On a pool's worker thread, it runs other queued tasks of that pool while it waits, so a
     /// task that waits for a task it submitted cannot deadlock the pool.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.shared.finished.load(Ordering::Acquire) {
+            return true;
+        }
         crate::thread_pool::help_until(|| self.is_done(), deadline);
         // A sleeping thread takes ~80 µs to wake on small VMs, longer than many tasks: poll
         // briefly first, yielding so the workers keep the cores.

@@ -35,8 +35,15 @@ use crate::future::{Promise, promise};
 use crate::map::{Chunk, ChunkDispatch, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
-/// A unit of work in the queue. It receives the counters of the worker that runs it.
-type Job = Box<dyn FnOnce(&WorkerCounters) + Send>;
+/// A unit of work in the queue. It receives the counters of the thread that runs it and the
+/// time it started (read once, by the runner, for both queue wait and busy time).
+/// `'task` is `'static` except for scoped tasks, whose lifetime is erased on submission.
+type JobFor<'task> = Box<dyn FnOnce(&WorkerCounters, Instant) + Send + 'task>;
+type Job = JobFor<'static>;
+
+/// Tasks after which a busy worker folds its running busy interval into the counters, so
+/// `stats` stays current under continuous load.
+const BUSY_FLUSH_TASKS: u32 = 64;
 
 /// How long an idle worker keeps looking for work before it parks.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
@@ -56,6 +63,49 @@ struct WorkerCounters {
 impl WorkerCounters {
     fn add(counter: &AtomicU64, amount: u64) {
         counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    fn add_busy(&self, busy: Duration) {
+        Self::add(&self.busy_nanos, nanos(busy));
+    }
+}
+
+/// Runs a job outside a worker's loop (a helping or consuming thread), timing it alone.
+fn run_timed(job: Job, counters: &WorkerCounters) {
+    let started = Instant::now();
+    job(counters, started);
+    counters.add_busy(started.elapsed());
+}
+
+/// A worker's busy time with one clock read per task: each task's start time closes the
+/// interval of the task before it, and going idle closes the last one.
+#[derive(Default)]
+struct BusyTimer {
+    since: Option<Instant>,
+    tasks: u32,
+}
+
+impl BusyTimer {
+    fn task_starts(&mut self, counters: &WorkerCounters) -> Instant {
+        let now = Instant::now();
+        match self.since {
+            Some(since) if self.tasks >= BUSY_FLUSH_TASKS => {
+                counters.add_busy(now - since);
+                self.since = Some(now);
+                self.tasks = 0;
+            }
+            Some(_) => {}
+            None => self.since = Some(now),
+        }
+        self.tasks += 1;
+        now
+    }
+
+    fn idle(&mut self, counters: &WorkerCounters) {
+        if let Some(since) = self.since.take() {
+            counters.add_busy(since.elapsed());
+            self.tasks = 0;
+        }
     }
 }
 
@@ -167,7 +217,7 @@ pub(crate) fn help_until(done: impl Fn() -> bool, deadline: Option<Instant>) {
     };
     while !done() && deadline.is_none_or(|d| Instant::now() < d) {
         match shared.steal() {
-            Some(job) => job(&shared.counters[index]),
+            Some(job) => run_timed(job, &shared.counters[index]),
             None => return,
         }
     }
@@ -314,15 +364,17 @@ impl ThreadPoolBuilder {
 fn worker_loop(shared: Arc<PoolShared>, index: usize) {
     CURRENT_WORKER.with(|w| *w.borrow_mut() = Some((Arc::clone(&shared), index)));
     let counters = &shared.counters[index];
+    let mut busy = BusyTimer::default();
     loop {
         if let Some(job) = shared.steal() {
-            job(counters);
+            job(counters, busy.task_starts(counters));
             continue;
         }
+        busy.idle(counters);
         if shared.shutdown.load(Ordering::SeqCst) {
             // Re-check after seeing the flag: a job pushed just before shutdown still runs.
             match shared.steal() {
-                Some(job) => job(counters),
+                Some(job) => run_timed(job, counters),
                 None => break,
             }
             continue;
@@ -682,9 +734,9 @@ where
             promise,
         ))));
         let queued = Arc::clone(&slot);
-        shared.push(Box::new(move |counters: &WorkerCounters| {
+        shared.push(Box::new(move |counters: &WorkerCounters, started| {
             if let Some(job) = queued.lock().take() {
-                job(counters);
+                job(counters, started);
             }
         }));
         let shared = Arc::clone(shared);
@@ -692,7 +744,7 @@ where
             future,
             run_here: Some(Box::new(move || {
                 if let Some(job) = slot.lock().take() {
-                    job(shared.overflow_counters());
+                    run_timed(job, shared.overflow_counters());
                 }
             })),
         }
@@ -775,22 +827,17 @@ impl<'scope> Scope<'scope, '_> {
         };
         let (promise, future) = promise();
         let scoped = task_job(move || Ok(task()), promise);
-        let with_ticket: Box<dyn FnOnce(&WorkerCounters) + Send + 'scope> =
-            Box::new(move |counters: &WorkerCounters| {
-                scoped(counters);
-                drop(ticket);
-            });
+        let with_ticket: JobFor<'scope> = Box::new(move |counters: &WorkerCounters, started| {
+            scoped(counters, started);
+            drop(ticket);
+        });
         // SAFETY: the job borrows data that lives for 'scope. `ThreadPool::scope` does not
         // return (not even by unwinding: the body runs under `catch_unwind`) before
         // `wait_all` has seen every `ScopeTicket` dropped, and a ticket is dropped only after
         // the job that owns it has been consumed or dropped, together with everything it
         // captured. So no job outlives 'scope, and extending its lifetime to 'static for the
         // queue is never observable. Only the lifetime changes; the layout is identical.
-        let job: Job = unsafe {
-            std::mem::transmute::<Box<dyn FnOnce(&WorkerCounters) + Send + 'scope>, Job>(
-                with_ticket,
-            )
-        };
+        let job: Job = unsafe { std::mem::transmute::<JobFor<'scope>, Job>(with_ticket) };
         self.pool.shared.push(job);
         future
     }
@@ -806,25 +853,20 @@ impl<'scope> Scope<'scope, '_> {
 
 /// Builds the closure that runs `task` as a job: start it (or skip it if cancelled), run it
 /// under `catch_unwind`, count it, resolve its future. `'task` is `'static` except in scopes.
-fn task_job<'task, T, F>(
-    task: F,
-    promise: Promise<T>,
-) -> Box<dyn FnOnce(&WorkerCounters) + Send + 'task>
+fn task_job<'task, T, F>(task: F, promise: Promise<T>) -> JobFor<'task>
 where
     F: FnOnce() -> Result<T, Error> + Send + 'task,
     T: Send + 'task,
 {
     let enqueued = Instant::now();
-    Box::new(move |counters: &WorkerCounters| {
+    Box::new(move |counters: &WorkerCounters, started: Instant| {
         if !promise.start() {
             WorkerCounters::add(&counters.cancelled, 1);
             return;
         }
-        let started = Instant::now();
+        WorkerCounters::add(&counters.queue_wait_nanos, nanos(started - enqueued));
         let outcome = catch_unwind(AssertUnwindSafe(task))
             .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
-        WorkerCounters::add(&counters.busy_nanos, nanos(started.elapsed()));
-        WorkerCounters::add(&counters.queue_wait_nanos, nanos(started - enqueued));
         let outcome_counter = if outcome.is_ok() {
             &counters.completed
         } else {
