@@ -9,6 +9,8 @@
 //! Workers re-execute this binary, so `main` calls `parexec::init()` (and `procspawn::init()`
 //! for the anchor) before criterion runs any group.
 
+mod support;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -30,13 +32,7 @@ fn add_one(x: u64) -> u64 {
 
 /// A few milliseconds of arithmetic that the optimiser cannot remove.
 fn spin_work(seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..2_000_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    x
+    support::spin_work_rounds(seed, 2_000_000)
 }
 
 fn submit_result_noop(c: &mut Criterion) {
