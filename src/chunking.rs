@@ -21,7 +21,7 @@ use std::time::Duration;
 pub(crate) const MAX_CHUNK_DURATION: Duration = Duration::from_millis(500);
 
 /// Chunks per worker to keep, at least, for balance.
-const MIN_CHUNKS_PER_WORKER: usize = 4;
+pub(crate) const MIN_CHUNKS_PER_WORKER: usize = 4;
 
 /// Overhead as a multiple of which a chunk should run (overhead <= 1/10 of a chunk).
 const OVERHEAD_FACTOR: f64 = 10.0;
@@ -62,6 +62,12 @@ impl ChunkSizer {
             Some(old) => 0.8 * old + 0.2 * per_item,
             None => per_item,
         });
+    }
+
+    /// The expected compute time of a chunk of `len` items, once items have been measured.
+    pub(crate) fn expected(&self, len: usize) -> Option<Duration> {
+        self.item_nanos
+            .map(|mu| Duration::from_nanos((mu * len as f64) as u64))
     }
 
     /// The size of the next chunk, given the exact number of items left if it is known.
@@ -153,6 +159,14 @@ mod tests {
         s.observe(10, Duration::from_nanos(1000));
         s.observe(10, Duration::from_nanos(2000));
         assert_eq!(s.item_nanos, Some(120.0));
+    }
+
+    #[test]
+    fn expected_duration_follows_the_measured_item_cost() {
+        let mut s = sizer();
+        assert_eq!(s.expected(10), None);
+        s.observe(4, Duration::from_micros(8));
+        assert_eq!(s.expected(10), Some(Duration::from_micros(20)));
     }
 
     #[test]

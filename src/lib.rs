@@ -46,6 +46,7 @@ mod executor;
 mod future;
 mod map;
 mod panic_location;
+mod planner;
 mod process;
 mod thread_pool;
 
@@ -56,5 +57,9 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
+pub use crate::planner::{
+    Calibration, CurvePoint, ExecutorCosts, Feedback, Limit, Machine, Plan, Planner, UslFit,
+    WorkloadProfile, amdahl, gustafson, imbalance_bound, karp_flatt,
+};
 pub use crate::process::{DEFAULT_MAX_FRAME_SIZE, ProcessPool, ProcessPoolBuilder, init};
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

@@ -157,9 +157,14 @@ pub(crate) struct Dispatched<R> {
     pub(crate) run_here: Option<Box<dyn FnOnce() + Send>>,
 }
 
+/// The longest chunk the consumer runs itself rather than wait for a worker: about what a
+/// thread wake-up costs. Longer chunks would make the consumer a third CPU-bound thread that
+/// stops refilling the window.
+const RUN_HERE_LIMIT: Duration = Duration::from_micros(100);
+
 /// Default in-flight chunks per worker: enough to hide one slow chunk at the head of the
 /// order, few enough to keep memory small.
-const WINDOW_PER_WORKER: usize = 4;
+pub(crate) const WINDOW_PER_WORKER: usize = 4;
 
 struct InFlight<R> {
     seq: u64,
@@ -350,10 +355,16 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         self.fill();
         let position = match &self.completions {
             None => {
-                // The oldest chunk is needed next anyway: if it is still queued, running it
-                // here beats sleeping until a worker has started and finished it.
-                if let Some(run_here) = self.in_flight.front_mut().and_then(|s| s.run_here.take()) {
-                    run_here();
+                // The oldest chunk is needed next anyway: if it is still queued and short,
+                // running it here beats sleeping until a worker has started and finished it.
+                if let Some(front) = self.in_flight.front_mut() {
+                    let short = self
+                        .sizer
+                        .expected(front.len)
+                        .is_none_or(|t| t <= RUN_HERE_LIMIT);
+                    if let Some(run_here) = front.run_here.take().filter(|_| short) {
+                        run_here();
+                    }
                 }
                 0
             }

@@ -48,8 +48,10 @@ const BUSY_FLUSH_TASKS: u32 = 64;
 /// How long an idle worker keeps looking for work before it parks.
 const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
 
-/// Per-task fixed cost assumed by the automatic chunk size until a calibration is available.
-pub(crate) const DEFAULT_CHUNK_OVERHEAD: Duration = Duration::from_micros(2);
+/// The least per-chunk cost the automatic chunk size assumes. A hot queue costs ~2 µs per
+/// chunk, but a map whose workers park between chunks also pays a wake-up (~50-100 µs here),
+/// and chunks under ~100 µs were measured to lose most of the speedup on 2 cores.
+const MIN_CHUNK_OVERHEAD: Duration = Duration::from_micros(10);
 
 #[derive(Default)]
 struct WorkerCounters {
@@ -755,7 +757,10 @@ where
     }
 
     fn chunk_overhead(&self) -> Duration {
-        DEFAULT_CHUNK_OVERHEAD
+        crate::planner::calibrated_chunk_overhead(ExecutorKind::Threads)
+            .map_or(MIN_CHUNK_OVERHEAD, |measured| {
+                measured.max(MIN_CHUNK_OVERHEAD)
+            })
     }
 }
 

@@ -1,0 +1,436 @@
+//! Calibration: the cores this process can use and what each executor costs here, measured
+//! once per process and cached.
+//!
+//! # Design
+//!
+//! Usable cores are the least of the online logical CPUs, the cgroup CPU quota (v2
+//! `cpu.max` of this process's own cgroup, or v1 `cpu.cfs_quota_us / cpu.cfs_period_us`) and
+//! the affinity mask. Executor costs are measured, not assumed, each as the fastest of a few
+//! tries (the others include noise from elsewhere on the machine):
+//!
+//! * core efficiency: threads on every usable physical core burn CPU at once, against one
+//!   thread alone, which shows what shared caches, clocks or a hypervisor take away;
+//! * start-up per worker: a pool's whole life (start, a first chunk per worker, idle, stop),
+//!   divided by its workers;
+//! * per-chunk overhead: a few hundred one-item chunks of a known CPU cost through a `map`,
+//!   against the same items run serially: the excess over the cores is the `n·o/(N·c)` term
+//!   of the model, with the contention and wake-ups of a real run included (a no-op map
+//!   would flatter it);
+//! * payload transfer: postcard encode plus decode of a mixed record batch in this process;
+//!   for a process pool, also 8 MiB of arguments sent through the real pool, end to end.
+//!
+//! Threads are calibrated on first use of the planner (a few milliseconds). A process pool is
+//! calibrated only on demand ([`Calibration::process_pool`]), since its workers need
+//! `parexec::init()` at the start of `main`; that takes some tens of milliseconds.
+
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::model::{ExecutorCosts, Machine};
+use crate::{Error, ExecutorKind, ProcessPool, ThreadPool};
+
+/// Repetitions of every timing; the fastest counts, as the others include noise from
+/// elsewhere on the machine.
+const TRIES: usize = 5;
+/// How long a calibration pool stays idle before it is stopped, long enough for its workers
+/// to park.
+const IDLE_BEFORE_STOP: Duration = Duration::from_micros(300);
+/// One-item chunks timed for the per-chunk overhead.
+const OVERHEAD_CHUNKS: usize = 300;
+/// Records encoded and decoded to time payload transfer.
+const TRANSFER_RECORDS: usize = 2000;
+
+/// One-item chunks timed for the per-chunk overhead of a process pool.
+const PROCESS_OVERHEAD_CHUNKS: u32 = 300;
+/// Size and number of the payloads sent through a process pool to time transfer.
+const PROBE_PAYLOAD: usize = 512 << 10;
+const PROBE_PAYLOADS: usize = 16;
+
+static CALIBRATION: OnceLock<Result<Calibration, Error>> = OnceLock::new();
+static PROCESSES: OnceLock<Result<ExecutorCosts, Error>> = OnceLock::new();
+
+/// What the planner measured about this machine and its executors, once per process.
+///
+/// ```
+/// let calibration = parexec::Calibration::get()?;
+/// assert!(calibration.machine.usable_cores >= 1);
+/// println!("thread chunk overhead {:?}", calibration.threads.chunk_overhead);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Calibration {
+    /// The cores this process can use.
+    pub machine: Machine,
+    /// Start-up and per-chunk costs of a [`ThreadPool`].
+    pub threads: ExecutorCosts,
+    /// Encoding plus decoding one byte of payload with postcard, in nanoseconds.
+    pub transfer_ns_per_byte: f64,
+    /// How long the calibration took.
+    pub took: Duration,
+}
+
+impl Calibration {
+    /// The calibration of this process, measured on the first call and cached after.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the measurement pool cannot start its threads; later calls report the
+    /// same error without measuring again.
+    ///
+    /// ```
+    /// let first = parexec::Calibration::get()?;
+    /// let again = parexec::Calibration::get()?;
+    /// assert!(std::ptr::eq(first, again), "measured once");
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn get() -> Result<&'static Calibration, Error> {
+        CALIBRATION
+            .get_or_init(measure)
+            .as_ref()
+            .map_err(Error::clone)
+    }
+
+    /// The costs of a [`ProcessPool`], measured on the first call (a few pools are started,
+    /// so this takes some tens of milliseconds) and cached after. Separate from
+    /// [`get`](Calibration::get) because worker processes need `parexec::init()` at the start
+    /// of `main`.
+    ///
+    /// # Errors
+    ///
+    /// What [`ProcessPool::new`] returns when it cannot start workers, for example
+    /// [`Error::Handshake`] when `main` does not call `parexec::init()` first, or
+    /// [`Error::Unsupported`] outside Unix; later calls report the same error.
+    ///
+    /// ```standalone_crate
+    /// parexec::init();
+    /// let costs = parexec::Calibration::process_pool()?;
+    /// println!("process start-up {:?} per worker", costs.startup_per_worker);
+    /// assert!(costs.transfer_ns_per_byte > 0.0);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn process_pool() -> Result<&'static ExecutorCosts, Error> {
+        PROCESSES
+            .get_or_init(|| {
+                let calibration = Calibration::get()?;
+                process_costs(&calibration.machine, calibration.transfer_ns_per_byte)
+            })
+            .as_ref()
+            .map_err(Error::clone)
+    }
+
+    /// The costs of executor `kind`, calibrating on first use.
+    pub(crate) fn costs(&self, kind: ExecutorKind) -> Result<ExecutorCosts, Error> {
+        match kind {
+            ExecutorKind::Threads => Ok(self.threads.clone()),
+            ExecutorKind::Processes => Calibration::process_pool().cloned(),
+        }
+    }
+}
+
+/// The calibrated per-chunk overhead of `kind`, if a calibration has already run in this
+/// process; never starts one.
+pub(crate) fn calibrated_chunk_overhead(kind: ExecutorKind) -> Option<Duration> {
+    let costs = match kind {
+        ExecutorKind::Threads => &CALIBRATION.get()?.as_ref().ok()?.threads,
+        ExecutorKind::Processes => PROCESSES.get()?.as_ref().ok()?,
+    };
+    Some(costs.chunk_overhead)
+}
+
+fn measure() -> Result<Calibration, Error> {
+    let started = Instant::now();
+    let machine = machine();
+    let threads = thread_costs(&machine)?;
+    Ok(Calibration {
+        machine,
+        threads,
+        transfer_ns_per_byte: transfer_ns_per_byte(),
+        took: started.elapsed(),
+    })
+}
+
+/// Spin iterations of the core-efficiency probe, a few milliseconds.
+const PROBE_ITERATIONS: u64 = 6_000_000;
+/// Spin iterations of one item of the per-chunk overhead probe, some tens of microseconds.
+const ITEM_ITERATIONS: u64 = 20_000;
+
+/// Burns CPU for `iterations` without touching memory.
+fn burn(iterations: u64) -> u64 {
+    let mut x = 1_u64;
+    for _ in 0..iterations {
+        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    x
+}
+
+/// Throughput of `cores` threads burning CPU at once, against one thread alone, as the share
+/// each core beyond the first adds.
+fn core_efficiency(cores: usize) -> f64 {
+    if cores < 2 {
+        return 1.0;
+    }
+    let mut alone = Duration::MAX;
+    let mut together = Duration::MAX;
+    for _ in 0..TRIES.min(3) {
+        let started = Instant::now();
+        black_box(burn(PROBE_ITERATIONS));
+        alone = alone.min(started.elapsed());
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..cores {
+                s.spawn(|| burn(PROBE_ITERATIONS));
+            }
+        });
+        together = together.min(started.elapsed());
+    }
+    // `cores` threads did `cores` times the work of one in `together`.
+    let speedup = cores as f64 * alone.as_secs_f64() / together.as_secs_f64();
+    ((speedup - 1.0) / (cores - 1) as f64).clamp(0.0, 1.0)
+}
+
+fn machine() -> Machine {
+    let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
+    let logical = online_cpus().unwrap_or(parallelism).max(1);
+    let affinity = affinity_cores().unwrap_or(parallelism).max(1);
+    let quota = cgroup_quota();
+    let by_quota = quota.map_or(usize::MAX, |q| (q.ceil() as usize).max(1));
+    let usable = logical.min(affinity).min(by_quota);
+    let physical = num_cpus::get_physical().clamp(1, logical);
+    Machine {
+        usable_cores: usable,
+        logical_cores: logical,
+        physical_cores: physical,
+        cgroup_quota: quota,
+        affinity_cores: affinity,
+        core_efficiency: core_efficiency(usable.min(physical)),
+    }
+}
+
+#[cfg(unix)]
+fn online_cpus() -> Option<usize> {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+#[cfg(not(unix))]
+fn online_cpus() -> Option<usize> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn affinity_cores() -> Option<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; sched_getaffinity writes at most
+    // `size_of::<cpu_set_t>()` bytes into it, and CPU_COUNT only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        usize::try_from(libc::CPU_COUNT(&set))
+            .ok()
+            .filter(|&n| n > 0)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_cores() -> Option<usize> {
+    None
+}
+
+/// The CPU quota of this process's cgroup, in cores; `None` without a limit.
+fn cgroup_quota() -> Option<f64> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let own = read("/proc/self/cgroup").and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned)
+    });
+    if let Some(quota) = own
+        .and_then(|dir| {
+            read(&format!(
+                "/sys/fs/cgroup{}/cpu.max",
+                dir.trim_end_matches('/')
+            ))
+        })
+        .or_else(|| read("/sys/fs/cgroup/cpu.max"))
+    {
+        return parse_cpu_max(&quota);
+    }
+    let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?;
+    let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?;
+    parse_cfs(&quota, &period)
+}
+
+/// cgroup v2 `cpu.max`: `"<quota> <period>"` or `"max <period>"`.
+fn parse_cpu_max(text: &str) -> Option<f64> {
+    let mut fields = text.split_whitespace();
+    let quota = fields.next()?;
+    let period: f64 = fields.next()?.parse().ok()?;
+    let quota: f64 = quota.parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// cgroup v1: a quota of -1 means no limit.
+fn parse_cfs(quota: &str, period: &str) -> Option<f64> {
+    let quota: f64 = quota.trim().parse().ok()?;
+    let period: f64 = period.trim().parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// The whole life of a pool, per worker: start it, run one no-op chunk per worker, let the
+/// workers go idle, stop it. The idle wait itself is not counted; it is there because a real
+/// run's workers are idle when it ends, and waking parked workers to stop them costs more
+/// than stopping busy ones.
+fn lifecycle<P>(
+    workers: usize,
+    tries: usize,
+    start: impl Fn() -> Result<P, Error>,
+    first_map: impl Fn(&P),
+) -> Result<Duration, Error> {
+    let mut best = Duration::MAX;
+    for _ in 0..tries {
+        let started = Instant::now();
+        let pool = start()?;
+        first_map(&pool);
+        let running = started.elapsed();
+        std::thread::sleep(IDLE_BEFORE_STOP);
+        let stopping = Instant::now();
+        drop(pool);
+        best = best.min((running + stopping.elapsed()) / workers as u32);
+    }
+    Ok(best)
+}
+
+fn thread_costs(machine: &Machine) -> Result<ExecutorCosts, Error> {
+    let workers = machine.usable_cores.clamp(1, 4);
+    let identity = |x: u32| black_box(x);
+    let startup = lifecycle(
+        workers,
+        TRIES,
+        || ThreadPool::new(workers),
+        |pool| {
+            let _ = pool.map(identity, 0..workers as u32).chunksize(1).count();
+        },
+    )?;
+    // Per-chunk overhead under real conditions: busy workers, a consumer that competes with
+    // them for the cores, wake-ups. One-item chunks of a known CPU cost; what the run takes
+    // beyond that cost spread over the cores is overhead.
+    let pool = ThreadPool::new(workers)?;
+    let _ = pool.map(burn, vec![1; 8 * workers]).chunksize(1).count();
+    let mut per_chunk = Duration::MAX;
+    for _ in 0..TRIES.min(3) {
+        let started = Instant::now();
+        for _ in 0..OVERHEAD_CHUNKS {
+            black_box(burn(ITEM_ITERATIONS));
+        }
+        let serial = started.elapsed();
+        let started = Instant::now();
+        let _ = pool
+            .map(burn, vec![ITEM_ITERATIONS; OVERHEAD_CHUNKS])
+            .chunksize(1)
+            .count();
+        let excess =
+            started.elapsed().as_secs_f64() - serial.as_secs_f64() / machine.capacity(workers);
+        let overhead = excess.max(0.0) * workers as f64 / OVERHEAD_CHUNKS as f64;
+        per_chunk = per_chunk.min(Duration::from_secs_f64(overhead));
+    }
+    // A run that beat its own CPU bound measured nothing: keep a floor of one dispatch.
+    let per_chunk = per_chunk.max(Duration::from_nanos(500));
+    Ok(ExecutorCosts::new(
+        ExecutorKind::Threads,
+        startup,
+        per_chunk,
+    ))
+}
+
+fn echo(x: u32) -> u32 {
+    x
+}
+
+fn byte_len(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+fn process_costs(machine: &Machine, encoding_ns_per_byte: f64) -> Result<ExecutorCosts, Error> {
+    let workers = machine.usable_cores.clamp(1, 4);
+    // Process start-up is slow enough to need fewer tries than threads.
+    let startup = lifecycle(
+        workers,
+        2,
+        || ProcessPool::new(workers),
+        |pool| {
+            let _ = pool.map(echo, 0..workers as u32).chunksize(1).count();
+        },
+    )?;
+    let pool = ProcessPool::new(workers)?;
+    let _ = pool.map(echo, 0..8 * workers as u32).chunksize(1).count();
+    let started = Instant::now();
+    let done = pool
+        .map(echo, 0..PROCESS_OVERHEAD_CHUNKS)
+        .chunksize(1)
+        .count();
+    let per_chunk = started.elapsed() * workers as u32 / done.max(1) as u32;
+    // Large payloads through the real pool: encoding, the socket and decoding, on the
+    // parent's side, which sends every argument and receives every result.
+    let payloads = vec![vec![0_u8; PROBE_PAYLOAD]; PROBE_PAYLOADS];
+    let started = Instant::now();
+    let _ = pool.map(byte_len, payloads).chunksize(1).count();
+    let moved = started
+        .elapsed()
+        .saturating_sub(per_chunk * PROBE_PAYLOADS as u32 / workers as u32);
+    let through_pool = moved.as_nanos() as f64 / (PROBE_PAYLOAD * PROBE_PAYLOADS) as f64;
+    let mut costs = ExecutorCosts::new(ExecutorKind::Processes, startup, per_chunk);
+    costs.transfer_ns_per_byte = through_pool.max(encoding_ns_per_byte);
+    Ok(costs)
+}
+
+fn transfer_ns_per_byte() -> f64 {
+    let records: Vec<(u32, f64, String)> = (0..TRANSFER_RECORDS)
+        .map(|i| (i as u32, i as f64 * 0.5, format!("record number {i}")))
+        .collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let Ok(bytes) = postcard::to_allocvec(&records) else {
+            return 0.0;
+        };
+        let decoded: Result<Vec<(u32, f64, String)>, _> = postcard::from_bytes(&bytes);
+        black_box(decoded.is_ok());
+        best = best.min(started.elapsed().as_nanos() as f64 / bytes.len().max(1) as f64);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_quotas_parse() {
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_cpu_max("garbage"), None);
+        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs("200000\n", "100000\n"), Some(2.0));
+    }
+
+    #[test]
+    fn calibration_is_measured_once_and_plausible() {
+        let calibration = Calibration::get().unwrap();
+        let m = &calibration.machine;
+        assert!(m.usable_cores >= 1 && m.usable_cores <= m.logical_cores);
+        assert!(m.physical_cores >= 1 && m.physical_cores <= m.logical_cores);
+        assert!(m.usable_cores <= m.affinity_cores);
+        assert!((0.0..=1.0).contains(&m.core_efficiency));
+        assert!(calibration.threads.chunk_overhead > Duration::ZERO);
+        assert!(calibration.transfer_ns_per_byte > 0.0);
+        assert!(std::ptr::eq(calibration, Calibration::get().unwrap()));
+        assert_eq!(
+            calibrated_chunk_overhead(ExecutorKind::Threads),
+            Some(calibration.threads.chunk_overhead)
+        );
+    }
+}
