@@ -130,7 +130,14 @@ where
     }
 }
 
-/// Iterator returned by [`as_completed`].
+/// Iterator returned by [`as_completed`]: yields each future once it is done.
+///
+/// ```
+/// let pool = parexec::ThreadPool::new(2)?;
+/// let all = parexec::as_completed((0..3).map(|i| pool.submit(move || i)));
+/// assert_eq!(all.map(|f| f.result().unwrap()).sum::<i32>(), 3);
+/// # Ok::<(), parexec::Error>(())
+/// ```
 #[must_use = "iterators are lazy"]
 pub struct AsCompleted<T> {
     completions: Completions<T>,
@@ -158,7 +165,17 @@ impl<T> fmt::Debug for AsCompleted<T> {
     }
 }
 
-/// Iterator returned by [`as_completed_timeout`].
+/// Iterator returned by [`as_completed_timeout`]: yields `Ok(future)` as futures finish, then
+/// one `Err(Error::Timeout)` if the deadline passes first.
+///
+/// ```
+/// use std::time::Duration;
+/// let pool = parexec::ThreadPool::new(1)?;
+/// let mut it = parexec::as_completed_timeout([pool.submit(|| 1)], Duration::from_secs(30));
+/// assert_eq!(it.next().unwrap()?.result()?, 1);
+/// assert!(it.next().is_none());
+/// # Ok::<(), parexec::Error>(())
+/// ```
 #[must_use = "iterators are lazy"]
 pub struct AsCompletedTimeout<T> {
     completions: Completions<T>,

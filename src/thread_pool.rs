@@ -267,6 +267,12 @@ pub(crate) fn available_cores() -> usize {
 impl ThreadPoolBuilder {
     /// The number of worker threads. Defaults to the cores this process may use (its
     /// affinity mask and cgroup CPU quota included).
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::builder().workers(3).build()?;
+    /// assert_eq!(pool.workers(), 3);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -274,19 +280,45 @@ impl ThreadPoolBuilder {
 
     /// The prefix of the worker threads' names; worker `i` is named `"{prefix}-{i}"`.
     /// Defaults to `"parexec"`.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::builder().workers(1).thread_name("io").build()?;
+    /// let name = pool.submit(|| std::thread::current().name().map(String::from)).result()?;
+    /// assert_eq!(name.as_deref(), Some("io-0"));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
     pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
         self.thread_name = prefix.into();
         self
     }
 
     /// The stack size of each worker thread in bytes. Defaults to the standard library's.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::builder().workers(1).stack_size(16 << 20).build()?;
+    /// let deep = pool.submit(|| std::hint::black_box([1_u8; 8 << 20]).len()).result()?;
+    /// assert_eq!(deep, 8 << 20);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
     }
 
     /// A function each worker runs once, with its index, before it takes any task.
-    /// [`build`](ThreadPoolBuilder::build) waits until every worker has run it.
+    /// [`build`](ThreadPoolBuilder::build) waits until every worker has run it. If it panics
+    /// on any worker, `build` fails with [`Error::Initializer`].
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static STARTED: AtomicUsize = AtomicUsize::new(0);
+    /// let pool = parexec::ThreadPool::builder()
+    ///     .workers(2)
+    ///     .initializer(|_worker| { STARTED.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// assert_eq!(STARTED.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
     pub fn initializer(mut self, init: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.initializer = Some(Arc::new(init));
         self
