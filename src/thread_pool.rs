@@ -296,8 +296,12 @@ impl ThreadPoolBuilder {
     ///
     /// ```
     /// let pool = parexec::ThreadPool::builder().workers(1).stack_size(16 << 20).build()?;
-    /// let deep = pool.submit(|| std::hint::black_box([1_u8; 8 << 20]).len()).result()?;
-    /// assert_eq!(deep, 8 << 20);
+    /// // A 4 MiB frame: more than the default 2 MiB stack holds.
+    /// let deep = pool.submit(|| {
+    ///     let frame = [1_u8; 4 << 20];
+    ///     std::hint::black_box(&frame).len()
+    /// });
+    /// assert_eq!(deep.result()?, 4 << 20);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
