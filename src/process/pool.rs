@@ -109,6 +109,12 @@ fn decode_results<R: Payload>(
     }
 }
 
+/// Writes task frames to a worker. A failed write means the worker died; its supervisor then
+/// re-sends or fails what was in flight, so the error needs no handling here.
+fn write_frames(stream: &mut UnixStream, frames: &[Arc<Vec<u8>>]) {
+    let _ = frames.iter().try_for_each(|frame| stream.write_all(frame));
+}
+
 /// A `submit`.
 struct Single<R>(Promise<R>);
 
@@ -538,12 +544,7 @@ impl Shared {
             let cancelled = state.send(slot, task, &mut frames);
             drop(state);
             if let Some(stream) = writer.as_mut() {
-                // A failed write means the worker died; its supervisor re-sends or fails
-                // what was in flight.
-                frames
-                    .iter()
-                    .try_for_each(|frame| stream.write_all(frame))
-                    .ok();
+                write_frames(stream, &frames);
             }
             drop(writer);
             drop(cancelled);
@@ -568,10 +569,7 @@ impl Shared {
                 cancelled.extend(state.send(slot, task, &mut frames));
             }
         }
-        frames
-            .iter()
-            .try_for_each(|frame| stream.write_all(frame))
-            .ok();
+        write_frames(stream, &frames);
         drop(writer);
         drop(cancelled);
     }

@@ -60,6 +60,11 @@ impl Worker {
             let _ = self.child.kill();
         }
         let _ = self.reader.get_mut().shutdown(std::net::Shutdown::Both);
+        self.wait_exit()
+    }
+
+    /// Waits for the process to end and says how it did.
+    fn wait_exit(&mut self) -> WorkerExit {
         self.child
             .wait()
             .map(exit_of)
@@ -195,11 +200,7 @@ fn handshake(
         }
         Some(other) => return Err(Error::Handshake(format!("expected a hello, got {other:?}"))),
         None => {
-            let exit = worker
-                .child
-                .wait()
-                .map(exit_of)
-                .unwrap_or(WorkerExit::Unknown);
+            let exit = worker.wait_exit();
             return Err(Error::Handshake(format!(
                 "the worker {exit} before the handshake; does main call parexec::init() first?"
             )));
@@ -241,11 +242,7 @@ fn handshake(
                 )));
             }
             None => {
-                let exit = worker
-                    .child
-                    .wait()
-                    .map(exit_of)
-                    .unwrap_or(WorkerExit::Unknown);
+                let exit = worker.wait_exit();
                 return Err(Error::Initializer(format!(
                     "the worker {exit} while running the initializer"
                 )));
