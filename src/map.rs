@@ -14,7 +14,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::iter::Fuse;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -205,7 +204,10 @@ struct InFlight<R> {
 /// ```
 #[must_use = "a map does nothing unless iterated"]
 pub struct Map<'p, I: Iterator, R> {
-    items: Fuse<I>,
+    items: I,
+    /// Set once the input ran short of a chunk: it is never polled again. (Not `Fuse`, which
+    /// would hide `TrustedLen` from the chunk's `collect` and cost a check per item.)
+    items_exhausted: bool,
     dispatch: Box<dyn ChunkDispatch<I::Item, R> + Send + 'p>,
     sizer: ChunkSizer,
     window: usize,
@@ -225,7 +227,8 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         let workers = dispatch.workers().max(1);
         let sizer = ChunkSizer::adaptive(workers, dispatch.chunk_overhead());
         Map {
-            items: items.fuse(),
+            items,
+            items_exhausted: false,
             dispatch,
             sizer,
             window: WINDOW_PER_WORKER * workers,
@@ -312,12 +315,16 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// Dispatches chunks until the window is full or the input is exhausted.
     fn fill(&mut self) {
         while self.active < self.window {
+            if self.items_exhausted {
+                return;
+            }
             let remaining = match self.items.size_hint() {
                 (low, Some(high)) if low == high => Some(low),
                 _ => None,
             };
             let size = self.sizer.next_size(remaining);
             let chunk: Vec<I::Item> = self.items.by_ref().take(size).collect();
+            self.items_exhausted = chunk.len() < size;
             if chunk.is_empty() {
                 return;
             }
@@ -430,7 +437,11 @@ impl<I: Iterator, R> Iterator for Map<'_, I, R> {
             .filter(|s| s.future.is_some())
             .map(|s| s.len)
             .sum();
-        let (low, high) = self.items.size_hint();
+        let (low, high) = if self.items_exhausted {
+            (0, Some(0))
+        } else {
+            self.items.size_hint()
+        };
         let known = self.ready.len() + queued;
         (
             known.saturating_add(low),
