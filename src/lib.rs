@@ -6,9 +6,15 @@
 //!
 //! * [`ThreadPool`] runs closures on worker threads; a panicking task fails only its own
 //!   future.
-//! * The [`Executor`] trait lets one generic pipeline run on any of the crate's executors.
+//! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
+//!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
+//!   worker. Call [`init`] first thing in `main`.
+//! * The [`Executor`] trait lets one generic pipeline run on either pool.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`.
+//! * [`Planner`] measures a workload and says, before anything runs, whether parallelism pays,
+//!   on which executor, with how many workers and what chunk size, and why; [`amdahl`],
+//!   [`gustafson`], [`karp_flatt`] and [`UslFit`] are there for the math alone.
 //!
 //! ```
 //! use parexec::{ReturnWhen, ThreadPool, as_completed, wait};
