@@ -13,8 +13,10 @@
 //! * **Helping.** A worker that blocks on a future (a task waiting for a task it submitted, or
 //!   a [`Scope`] opened on a worker) runs queued jobs of its own pool meanwhile, so nested
 //!   waiting cannot starve a small pool.
-//! * **Scopes.** [`ThreadPool::scope`] erases the lifetime of borrowed tasks, the crate's one
-//!   piece of `unsafe`; the scope does not return until every task it spawned has run (or been
+//! * **Map chunks.** A chunk's job sits in a slot that a worker or the map's consumer empties,
+//!   whichever comes first: a consumer about to wait for a short queued chunk runs it itself.
+//! * **Scopes.** [`ThreadPool::scope`] erases the lifetime of borrowed tasks, the thread pool's
+//!   one piece of `unsafe`; the scope does not return until every task it spawned has run (or been
 //!   discarded) and dropped its captures, exactly as `std::thread::scope` does.
 
 use std::cell::RefCell;
