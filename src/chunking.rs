@@ -8,8 +8,8 @@
 //! 1. starts at one item, so the first measurement arrives quickly even for slow items;
 //! 2. estimates `mu` from the compute time workers report per chunk (EWMA, 0.8 old / 0.2 new,
 //!    as joblib does);
-//! 3. aims for chunks of at least `10 · o`, i.e. overhead at most ~10% of a chunk, and at most
-//!    [`MAX_CHUNK_DURATION`] so progress and balance stay fine-grained;
+//! 3. aims for chunks of at least `10 · o`, i.e. overhead at most [`MAX_OVERHEAD_SHARE`] of a
+//!    chunk, and at most [`MAX_CHUNK_DURATION`] so progress and balance stay fine-grained;
 //! 4. grows at most 2x per chunk and shrinks at once when items turn out slower;
 //! 5. for an input of known length, never exceeds `remaining / (4 · workers)`: at least four
 //!    chunks per worker, shrinking towards the tail (guided self-scheduling), so no worker is
@@ -17,14 +17,16 @@
 
 use std::time::Duration;
 
-/// The longest a chunk should run, so stragglers and progress reports stay bounded.
-pub(crate) const MAX_CHUNK_DURATION: Duration = Duration::from_millis(500);
+/// The longest a chunk should run, so stragglers and progress reports stay bounded. The
+/// planner's cost model clamps its chunk size by the same limit.
+pub(crate) const MAX_CHUNK_DURATION: Duration = Duration::from_secs(1);
 
 /// Chunks per worker to keep, at least, for balance.
 pub(crate) const MIN_CHUNKS_PER_WORKER: usize = 4;
 
-/// Overhead as a multiple of which a chunk should run (overhead <= 1/10 of a chunk).
-const OVERHEAD_FACTOR: f64 = 10.0;
+/// The largest share of a chunk's time that the per-chunk overhead may take; shared with the
+/// planner's cost model.
+pub(crate) const MAX_OVERHEAD_SHARE: f64 = 0.1;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkSizer {
@@ -77,7 +79,7 @@ impl ChunkSizer {
         }
         let target = match self.item_nanos {
             Some(mu) if mu > 0.0 => {
-                let for_overhead = (OVERHEAD_FACTOR * self.overhead_nanos / mu).ceil();
+                let for_overhead = (self.overhead_nanos / (MAX_OVERHEAD_SHARE * mu)).ceil();
                 let for_duration = (MAX_CHUNK_DURATION.as_nanos() as f64 / mu).floor();
                 for_overhead.min(for_duration).max(1.0) as usize
             }
@@ -150,7 +152,8 @@ mod tests {
         for _ in 0..40 {
             s.next_size(None);
         }
-        assert_eq!(s.next_size(None), 500, "500 ms / 1 ms");
+        let cap = MAX_CHUNK_DURATION.as_millis() as usize;
+        assert_eq!(s.next_size(None), cap, "MAX_CHUNK_DURATION / 1 ms");
     }
 
     #[test]

@@ -27,21 +27,17 @@
 //! [`SMT_YIELD`], each core beyond the first scaled by the measured core efficiency, so
 //! waiting work keeps scaling past the core count while CPU-bound work stops there. The chunk
 //! size minimises `T` analytically, `c* = sqrt(2·n·o / (mu'·(N-1)))`, then is clamped: at
-//! least 4 chunks per worker and at most [`MAX_CHUNK_SECS`] per chunk, but overhead at most
+//! least 4 chunks per worker and at most [`MAX_CHUNK_DURATION`] per chunk, but overhead at most
 //! 10% of a chunk wins over both.
 
 use std::time::Duration;
 
 use crate::ExecutorKind;
-use crate::chunking::MIN_CHUNKS_PER_WORKER;
+use crate::chunking::{MAX_CHUNK_DURATION, MAX_OVERHEAD_SHARE, MIN_CHUNKS_PER_WORKER};
 use crate::map::WINDOW_PER_WORKER;
 
 /// Throughput of a second hardware thread on a busy core, relative to a full core.
 pub(crate) const SMT_YIELD: f64 = 0.25;
-/// The longest a chunk should run, for balance at the end and visible progress.
-pub(crate) const MAX_CHUNK_SECS: f64 = 1.0;
-/// Largest share of a chunk's time that per-chunk overhead may take.
-const MAX_OVERHEAD_SHARE: f64 = 0.1;
 
 /// What the planner knows about one workload, measured by a pilot or given directly.
 ///
@@ -287,7 +283,7 @@ impl CostModel<'_> {
             f64::INFINITY
         };
         let balance = (n / (MIN_CHUNKS_PER_WORKER * workers)).max(1) as f64;
-        let progress = (MAX_CHUNK_SECS / mu).floor().max(1.0);
+        let progress = (MAX_CHUNK_DURATION.as_secs_f64() / mu).floor().max(1.0);
         // The epsilon keeps float noise in an exact ratio from adding one item.
         let overhead = (o / (MAX_OVERHEAD_SHARE * mu) - 1e-9).ceil();
         let per_worker = n.div_ceil(workers) as f64;
