@@ -122,6 +122,14 @@ fn shutdown_runs_queued_work_then_refuses_more() {
 }
 
 #[test]
+fn a_scope_on_a_shut_down_pool_refuses_tasks_without_waiting() {
+    let pool = ThreadPool::new(1).unwrap();
+    pool.shutdown();
+    let refused = pool.scope(|s| s.submit(|| 1).result());
+    assert!(matches!(refused, Err(Error::Shutdown)));
+}
+
+#[test]
 fn shutdown_cancel_cancels_what_has_not_started() {
     let pool = ThreadPool::new(1).unwrap();
     let (started_tx, started) = mpsc::channel();
