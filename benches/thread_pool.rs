@@ -95,6 +95,13 @@ fn map_trivial(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    group.bench_function("parexec_auto_chunks_collect_vec", |b| {
+        b.iter(|| {
+            pool.map(|x: u64| black_box(x) * 2, 0..MAP_ITEMS)
+                .collect_vec()
+                .unwrap()
+        })
+    });
     group.bench_function("rayon_par_iter", |b| {
         b.iter(|| {
             rayon_pool.install(|| {

@@ -50,6 +50,7 @@ mod completion;
 mod error;
 mod executor;
 mod future;
+mod in_place;
 mod map;
 mod panic_location;
 mod planner;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::chunking::ChunkSizer;
+use crate::in_place::{OutputBuffer, Slots, Written};
 use crate::{Error, Future};
 
 /// What a worker returns for one chunk: the successful values in input order, plus the
@@ -27,6 +28,8 @@ use crate::{Error, Future};
 /// plain `Vec<R>`, a fraction of the memory traffic of one `Result<R, Error>` per item.
 pub(crate) struct Chunk<R> {
     values: Vec<R>,
+    /// The values of a chunk written in place instead (see [`Map::collect_vec`]).
+    written: Written<R>,
     /// `(position in chunk, error)`, by ascending position.
     failures: Vec<(usize, Error)>,
     /// Time the worker spent running the function over the whole chunk.
@@ -48,6 +51,23 @@ impl<R> Chunk<R> {
         }
         Chunk {
             values,
+            written: Written::empty(),
+            failures,
+            compute: started.elapsed(),
+        }
+    }
+
+    /// Runs `f` over `items`, writing the values into `slots`. Unlike [`Chunk::run`] it stops
+    /// at the first panic: the whole collection fails then, so the items after it need not run.
+    pub(crate) fn run_into<A>(f: impl Fn(A) -> R, items: Vec<A>, slots: Slots<R>) -> Self {
+        let started = Instant::now();
+        let (written, panic) = slots.fill(items, f);
+        let failures = panic
+            .map(|payload| vec![(written.len(), Error::from_panic(payload))])
+            .unwrap_or_default();
+        Chunk {
+            values: Vec::new(),
+            written,
             failures,
             compute: started.elapsed(),
         }
@@ -68,13 +88,15 @@ impl<R> Chunk<R> {
         }
         Chunk {
             values,
+            written: Written::empty(),
             failures,
             compute,
         }
     }
 
+    /// The number of items the chunk ran.
     fn len(&self) -> usize {
-        self.values.len() + self.failures.len()
+        self.values.len() + self.written.len() + self.failures.len()
     }
 }
 
@@ -146,6 +168,16 @@ pub(crate) trait ChunkDispatch<A, R> {
     fn workers(&self) -> usize;
     /// Estimated fixed cost of one dispatch, which drives the automatic chunk size.
     fn chunk_overhead(&self) -> Duration;
+    /// The in-place form of `dispatch`, for executors whose workers share this process's
+    /// memory; `None` for those that return values by message.
+    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>>;
+}
+
+/// Runs one chunk of a map with its results written straight into the output's slots.
+pub(crate) trait DispatchInto<A, R> {
+    /// Runs the mapped function over `items` on some worker, writing into `slots`, which are
+    /// exactly as many as the items.
+    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R>;
 }
 
 /// A dispatched chunk: its future, and for executors in this process a way for the consumer
@@ -154,6 +186,16 @@ pub(crate) struct Dispatched<R> {
     pub(crate) future: Future<Chunk<R>>,
     /// Runs the chunk on the calling thread unless a worker claimed it first (then a no-op).
     pub(crate) run_here: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<R> Dispatched<R> {
+    /// A chunk that fails as a whole before it runs.
+    pub(crate) fn failed(error: Error) -> Self {
+        Dispatched {
+            future: Future::ready(Err(error)),
+            run_here: None,
+        }
+    }
 }
 
 /// The longest chunk the consumer runs itself rather than wait for a worker: about what a
@@ -172,6 +214,8 @@ struct InFlight<R> {
     /// `None` once an unordered consumer has taken it out of order.
     future: Option<Future<Chunk<R>>>,
     run_here: Option<Box<dyn FnOnce() + Send>>,
+    /// The chunk holds slots of the map's output buffer: it must finish before the buffer goes.
+    writes_in_place: bool,
 }
 
 /// The lazy iterator returned by `map`: yields `Result<R, Error>` for every input item, in
@@ -220,6 +264,10 @@ pub struct Map<'p, I: Iterator, R> {
     config_error: Option<Error>,
     /// Set after a configuration error has been yielded: nothing else follows it.
     finished: bool,
+    /// Set by `collect_vec`: chunks then deliver into `output` instead of being yielded.
+    collecting: bool,
+    /// Declared last so it is dropped last, after `Drop` has waited for the chunks writing it.
+    output: OutputBuffer<R>,
 }
 
 impl<'p, I: Iterator, R> Map<'p, I, R> {
@@ -240,6 +288,8 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             completions: None,
             config_error: None,
             finished: false,
+            collecting: false,
+            output: OutputBuffer::default(),
         }
     }
 
@@ -329,7 +379,14 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 return;
             }
             let len = chunk.len();
-            let Dispatched { future, run_here } = self.dispatch.dispatch(chunk);
+            let in_place = self.dispatch.in_place().filter(|_| self.collecting);
+            let Dispatched { future, run_here } = match in_place {
+                Some(into) => match self.output.claim(len) {
+                    Ok(slots) => into.dispatch_into(chunk, slots),
+                    Err(error) => Dispatched::failed(error),
+                },
+                None => self.dispatch.dispatch(chunk),
+            };
             if let Some((tx, _)) = &self.completions {
                 notify_on_done(&future, tx, self.next_seq);
             }
@@ -339,6 +396,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 len,
                 future: Some(future),
                 run_here,
+                writes_in_place: in_place.is_some(),
             });
             self.next_seq += 1;
             self.next_index += len;
@@ -346,9 +404,9 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         }
     }
 
-    /// Waits for the next chunk (the oldest, or in unordered mode the first to finish) and
-    /// makes its results the ready batch. Returns `false` when everything has been yielded.
-    /// Kept out of line so `next` stays small enough to inline into the consumer's loop.
+    /// Makes the results of the next finished chunk the ready batch (or the configuration
+    /// error, once). Returns `false` when everything has been yielded. Kept out of line so
+    /// `next` stays small enough to inline into the consumer's loop.
     #[inline(never)]
     fn next_batch(&mut self) -> bool {
         if self.finished {
@@ -359,6 +417,20 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             self.finished = true;
             return true;
         }
+        let Some((first_index, len, outcome)) = self.next_chunk() else {
+            return false;
+        };
+        self.ready = match outcome {
+            Ok(chunk) => Ready::new(chunk.values, chunk.failures, first_index),
+            Err(error) => Ready::all_failed(len, &error, first_index),
+        };
+        true
+    }
+
+    /// Tops up the window, then waits for the next chunk (the oldest, or in unordered mode the
+    /// first to finish) and returns its first input index, its length and its outcome; `None`
+    /// when no chunk is left.
+    fn next_chunk(&mut self) -> Option<(usize, usize, Result<Chunk<R>, Error>)> {
         self.fill();
         let position = match &self.completions {
             None => {
@@ -377,30 +449,79 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             }
             Some((_, rx)) => {
                 if self.active == 0 {
-                    return false;
+                    return None;
                 }
-                let Ok(seq) = rx.recv() else { return false };
+                let seq = rx.recv().ok()?;
                 let front_seq = self.in_flight.front().map_or(0, |s| s.seq);
                 (seq - front_seq) as usize
             }
         };
-        let Some(slot) = self.in_flight.get_mut(position) else {
-            return false;
-        };
+        let slot = self.in_flight.get_mut(position)?;
         let (first_index, len) = (slot.first_index, slot.len);
         let future = slot.future.take().expect("each chunk is taken once");
         self.active -= 1;
         while self.in_flight.front().is_some_and(|s| s.future.is_none()) {
             self.in_flight.pop_front();
         }
-        self.ready = match future.result() {
-            Ok(chunk) => {
-                self.sizer.observe(chunk.len(), chunk.compute);
-                Ready::new(chunk.values, chunk.failures, first_index)
-            }
-            Err(error) => Ready::all_failed(len, &error, first_index),
+        let outcome = future.result();
+        if let Ok(chunk) = &outcome {
+            self.sizer.observe(chunk.len(), chunk.compute);
+        }
+        Some((first_index, len, outcome))
+    }
+
+    /// Runs the whole map and collects its values in input order, or returns the first error
+    /// in input order: what `collect::<Result<Vec<R>, Error>>()` returns, but faster.
+    ///
+    /// When the input's length is known exactly (its `size_hint` says so) and nothing has been
+    /// taken from the map yet, the vector is allocated once at its final size. Thread-pool
+    /// workers then write each chunk's results straight into it, so no thread copies them
+    /// again and the vector's fresh memory is touched by all the workers instead of by the
+    /// calling thread alone; results from worker processes are moved in one chunk at a time.
+    /// In every other case this is `collect`.
+    ///
+    /// A panic in `f` fails the collection with that item's [`Error::Panicked`] (the earliest
+    /// such item, in input order). On any error, chunks that have not started are cancelled and
+    /// the values already computed are dropped. Before it returns, this waits for the chunks
+    /// that are running, since they write into its vector.
+    ///
+    /// # Errors
+    ///
+    /// The first error in input order: a panic in `f`, a chunk that failed as a whole (its
+    /// worker process died, say, or the pool shut down), an invalid
+    /// [`chunksize`](Map::chunksize) or [`buffersize`](Map::buffersize), or
+    /// [`Error::InvalidArgument`] if the input yields more items than its exact `size_hint`.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let squares = pool.map(|x: u64| x * x, 0..100_000).collect_vec()?;
+    /// assert_eq!(squares.len(), 100_000);
+    /// assert_eq!(squares[99_999], 99_999 * 99_999);
+    ///
+    /// let failed = pool.map(|x: u64| 10 / x, 0..10).collect_vec();
+    /// assert!(matches!(failed, Err(parexec::Error::Panicked { .. })));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn collect_vec(mut self) -> Result<Vec<R>, Error> {
+        if let Some(error) = self.config_error.take() {
+            return Err(error);
+        }
+        let untouched = self.next_seq == 0 && !self.finished;
+        let exact_len = match self.items.size_hint() {
+            (low, Some(high)) if low == high && untouched => low,
+            _ => return self.collect(),
         };
-        true
+        self.output = OutputBuffer::with_capacity(exact_len);
+        self.collecting = true;
+        while let Some((_, _, outcome)) = self.next_chunk() {
+            let chunk = outcome?;
+            if let Some((_, error)) = chunk.failures.into_iter().next() {
+                return Err(error);
+            }
+            self.output.commit(chunk.written);
+            self.output.append(chunk.values);
+        }
+        Ok(std::mem::take(&mut self.output).into_vec())
     }
 }
 
@@ -452,9 +573,15 @@ impl<I: Iterator, R> Iterator for Map<'_, I, R> {
 
 impl<I: Iterator, R> Drop for Map<'_, I, R> {
     fn drop(&mut self) {
-        for slot in &self.in_flight {
-            if let Some(future) = &slot.future {
-                future.cancel();
+        for slot in &mut self.in_flight {
+            let Some(future) = slot.future.take() else {
+                continue;
+            };
+            // A chunk writing into the output buffer must be done with it before the buffer
+            // is freed, as a scoped thread must finish before its scope ends. One that has not
+            // started is cancelled and never writes; its result is dropped here.
+            if !future.cancel() && slot.writes_in_place {
+                drop(future.result());
             }
         }
     }

@@ -34,7 +34,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::executor::sealed::Sealed;
 use crate::future::{Promise, promise};
-use crate::map::{Chunk, ChunkDispatch, Dispatched};
+use crate::in_place::Slots;
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// A unit of work in the queue. It receives the counters of the thread that runs it and the
@@ -752,27 +753,23 @@ struct ThreadChunks<'p, F> {
     f: Arc<F>,
 }
 
-impl<A, R, F> ChunkDispatch<A, R> for ThreadChunks<'_, F>
-where
-    F: Fn(A) -> R + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
-{
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+impl<F> ThreadChunks<'_, F> {
+    /// Queues `run(f)` as a chunk's job.
+    fn dispatch_with<R: Send + 'static>(
+        &self,
+        run: impl FnOnce(&F) -> Chunk<R> + Send + 'static,
+    ) -> Dispatched<R>
+    where
+        F: Send + Sync + 'static,
+    {
         let shared = &self.pool.shared;
         if shared.shutdown.load(Ordering::Acquire) {
-            return Dispatched {
-                future: Future::ready(Err(Error::Shutdown)),
-                run_here: None,
-            };
+            return Dispatched::failed(Error::Shutdown);
         }
         let f = Arc::clone(&self.f);
         let (promise, future) = promise();
         // Whoever takes the job out of the slot first runs it: a worker, or the consumer.
-        let slot = Arc::new(Mutex::new(Some(task_job(
-            move || Ok(Chunk::run(&*f, items)),
-            promise,
-        ))));
+        let slot = Arc::new(Mutex::new(Some(task_job(move || Ok(run(&f)), promise))));
         let queued = Arc::clone(&slot);
         shared.push(Box::new(move |counters: &WorkerCounters, started| {
             if let Some(job) = queued.lock().take() {
@@ -789,6 +786,17 @@ where
             })),
         }
     }
+}
+
+impl<A, R, F> ChunkDispatch<A, R> for ThreadChunks<'_, F>
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+        self.dispatch_with(move |f| Chunk::run(f, items))
+    }
 
     fn workers(&self) -> usize {
         self.pool.workers
@@ -799,6 +807,21 @@ where
             .map_or(MIN_CHUNK_OVERHEAD, |measured| {
                 measured.max(MIN_CHUNK_OVERHEAD)
             })
+    }
+
+    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+        Some(self)
+    }
+}
+
+impl<A, R, F> DispatchInto<A, R> for ThreadChunks<'_, F>
+where
+    F: Fn(A) -> R + Send + Sync + 'static,
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
+        self.dispatch_with(move |f| Chunk::run_into(f, items, slots))
     }
 }
 

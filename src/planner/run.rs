@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::Plan;
 use crate::future::Future;
-use crate::map::{Chunk, ChunkDispatch, Dispatched};
+use crate::in_place::Slots;
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, ExecutorKind, Map, Payload, ProcessPool, ThreadPool};
 
 impl Plan {
@@ -109,5 +110,18 @@ impl<A, R> ChunkDispatch<A, R> for Inline<A, R> {
 
     fn chunk_overhead(&self) -> Duration {
         Duration::ZERO
+    }
+
+    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+        Some(self)
+    }
+}
+
+impl<A, R> DispatchInto<A, R> for Inline<A, R> {
+    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
+        Dispatched {
+            future: Future::ready(Ok(Chunk::run_into(self.f, items, slots))),
+            run_here: None,
+        }
     }
 }

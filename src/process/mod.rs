@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::Duration;
 
-use crate::map::{ChunkDispatch, Dispatched};
+use crate::map::{ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// The largest frame (one message: a task's argument or a chunk's results) by default: 512 MiB.
@@ -373,6 +373,11 @@ impl<A: Payload, R: Payload> ChunkDispatch<A, R> for ProcessChunks<'_, A, R> {
         return self.pool.shared.chunk_overhead();
         #[cfg(not(unix))]
         self.pool.unsupported()
+    }
+
+    /// Results come back as messages: the consumer moves them into place.
+    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+        None
     }
 }
 
