@@ -70,7 +70,9 @@ pub struct Stats {
     pub cancelled: u64,
     /// Time workers spent running task code.
     pub busy: Duration,
-    /// Time tasks spent queued between submission and start.
+    /// Time tasks spent queued between submission and start. Thread pools time every eighth
+    /// task and scale the sum to all tasks that started, because reading the clock on every
+    /// submission would cost as much as submitting a no-op task.
     pub queue_wait: Duration,
     /// Process pools: time spent encoding, sending, receiving and decoding payloads.
     pub transfer: Duration,

@@ -184,11 +184,8 @@ fn a_panicking_input_unwinds_cleanly() {
     let pool = ThreadPool::new(2).unwrap();
     let alive = Arc::new(AtomicUsize::new(0));
     let tracked = Arc::clone(&alive);
-    let input = (0..1_000_u64).map(|x| {
-        assert!(x != 600, "the input fails at 600");
-        x
-    });
-    // `map` over an adapter keeps the exact length of the range.
+    let input = (0..1_000_u64).inspect(|&x| assert!(x != 600, "the input fails at 600"));
+    // The adapter keeps the exact length of the range.
     assert_eq!(input.size_hint(), (1_000, Some(1_000)));
     let unwound = catch_unwind(AssertUnwindSafe(|| {
         pool.map(move |x: u64| Tracked::new(x, &tracked), input)
