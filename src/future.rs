@@ -22,6 +22,10 @@
 //! * Done-callbacks run exactly once, on the thread that resolves the future, or at once on the
 //!   registering thread if it is already done. They run under the future's lock: a callback has
 //!   no handle to its own future, so it cannot re-enter it.
+//!
+//! The shared state lives alone (a [`Promise`] and its `Future`) or embedded in the allocation
+//! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
+//! future's state, which saves an allocation per task. Either way the stages are the same.
 
 use std::fmt;
 use std::pin::Pin;
@@ -54,32 +58,36 @@ struct Inner<T> {
     waker: Option<Waker>,
 }
 
-struct Shared<T> {
+/// The state a future shares with whatever resolves it.
+pub(crate) struct Shared<T> {
     inner: Mutex<Inner<T>>,
     done: Condvar,
     /// Mirrors `stage == Done` so waiters can poll without taking the lock.
     finished: AtomicBool,
 }
 
+/// A task allocation that carries its future's state; see the module notes.
+pub(crate) trait EmbedsState<T>: Send + Sync {
+    fn state(&self) -> &Shared<T>;
+}
+
+/// Where a future's state lives.
+enum StateRef<T> {
+    Alone(Arc<Shared<T>>),
+    Embedded(Arc<dyn EmbedsState<T>>),
+}
+
 /// Creates a connected promise/future pair in the `Pending` stage.
 pub(crate) fn promise<T>() -> (Promise<T>, Future<T>) {
-    let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner {
-            stage: Stage::Pending,
-            cancelled: false,
-            outcome: None,
-            callbacks: Vec::new(),
-            waker: None,
-        }),
-        done: Condvar::new(),
-        finished: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new());
     (
         Promise {
             shared: Arc::clone(&shared),
             resolved: false,
         },
-        Future { shared },
+        Future {
+            state: StateRef::Alone(shared),
+        },
     )
 }
 
@@ -90,17 +98,9 @@ pub(crate) struct Promise<T> {
 }
 
 impl<T> Promise<T> {
-    /// Moves `Pending` to `Running`. Returns `false` when the future was cancelled (or already
-    /// resolved), in which case the task must not run.
+    /// See [`Shared::start`].
     pub(crate) fn start(&self) -> bool {
-        let mut inner = self.shared.inner.lock();
-        match inner.stage {
-            Stage::Pending => {
-                inner.stage = Stage::Running;
-                true
-            }
-            Stage::Running | Stage::Done => false,
-        }
+        self.shared.start()
     }
 
     /// Resolves the future. A future that was cancelled meanwhile keeps its `Cancelled`.
@@ -113,13 +113,7 @@ impl<T> Promise<T> {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         if !self.resolved {
-            let inner = self.shared.inner.lock();
-            let abandoned = if matches!(inner.stage, Stage::Running) {
-                Error::Shutdown
-            } else {
-                Error::Cancelled
-            };
-            self.shared.finish(inner, Err(abandoned));
+            self.shared.abandon();
         }
     }
 }
@@ -131,9 +125,50 @@ impl<T> fmt::Debug for Promise<T> {
 }
 
 impl<T> Shared<T> {
-    fn resolve(&self, outcome: Result<T, Error>) {
+    /// A state in the `Pending` stage.
+    pub(crate) fn new() -> Self {
+        Shared {
+            inner: Mutex::new(Inner {
+                stage: Stage::Pending,
+                cancelled: false,
+                outcome: None,
+                callbacks: Vec::new(),
+                waker: None,
+            }),
+            done: Condvar::new(),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Moves `Pending` to `Running`. Returns `false` when the future was cancelled (or already
+    /// resolved), in which case the task must not run.
+    pub(crate) fn start(&self) -> bool {
+        let mut inner = self.inner.lock();
+        match inner.stage {
+            Stage::Pending => {
+                inner.stage = Stage::Running;
+                true
+            }
+            Stage::Running | Stage::Done => false,
+        }
+    }
+
+    /// Resolves the future. A future that was cancelled meanwhile keeps its `Cancelled`.
+    pub(crate) fn resolve(&self, outcome: Result<T, Error>) {
         let inner = self.inner.lock();
         self.finish(inner, outcome);
+    }
+
+    /// Resolves the future of a task that will never report an outcome: `Cancelled` if it
+    /// never started, `Shutdown` if it did.
+    pub(crate) fn abandon(&self) {
+        let inner = self.inner.lock();
+        let abandoned = if matches!(inner.stage, Stage::Running) {
+            Error::Shutdown
+        } else {
+            Error::Cancelled
+        };
+        self.finish(inner, Err(abandoned));
     }
 
     /// Moves to `Done` (unless already there), runs the callbacks, wakes every waiter.
@@ -186,10 +221,24 @@ fn run_callback<T>(callback: Callback<T>, outcome: Result<&T, &Error>) {
 /// # Ok::<(), parexec::Error>(())
 /// ```
 pub struct Future<T> {
-    shared: Arc<Shared<T>>,
+    state: StateRef<T>,
 }
 
 impl<T> Future<T> {
+    /// The future of a task whose allocation carries the state.
+    pub(crate) fn embedded(task: Arc<dyn EmbedsState<T>>) -> Self {
+        Future {
+            state: StateRef::Embedded(task),
+        }
+    }
+
+    fn shared(&self) -> &Shared<T> {
+        match &self.state {
+            StateRef::Alone(shared) => shared,
+            StateRef::Embedded(task) => task.state(),
+        }
+    }
+
     /// A future that is already resolved, for results known without running anything.
     pub(crate) fn ready(outcome: Result<T, Error>) -> Self {
         let (promise, future) = promise();
@@ -259,11 +308,11 @@ impl<T> Future<T> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn cancel(&self) -> bool {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = self.shared().inner.lock();
         match inner.stage {
             Stage::Pending => {
                 inner.cancelled = true;
-                self.shared.finish(inner, Err(Error::Cancelled));
+                self.shared().finish(inner, Err(Error::Cancelled));
                 true
             }
             Stage::Running => false,
@@ -281,7 +330,7 @@ impl<T> Future<T> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn is_done(&self) -> bool {
-        matches!(self.shared.inner.lock().stage, Stage::Done)
+        matches!(self.shared().inner.lock().stage, Stage::Done)
     }
 
     /// Whether a worker is running the task right now.
@@ -297,7 +346,7 @@ impl<T> Future<T> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn is_running(&self) -> bool {
-        matches!(self.shared.inner.lock().stage, Stage::Running)
+        matches!(self.shared().inner.lock().stage, Stage::Running)
     }
 
     /// Whether the task was cancelled before it started.
@@ -310,7 +359,7 @@ impl<T> Future<T> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.shared.inner.lock().cancelled
+        self.shared().inner.lock().cancelled
     }
 
     /// Registers `callback` to run once the future is done, with a reference to the outcome.
@@ -334,7 +383,7 @@ impl<T> Future<T> {
     where
         F: FnOnce(Result<&T, &Error>) + Send + 'static,
     {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = self.shared().inner.lock();
         match (&inner.stage, &inner.outcome) {
             (Stage::Done, Some(outcome)) => run_callback(Box::new(callback), outcome.as_ref()),
             (Stage::Done, None) => run_callback(Box::new(callback), Err(&Error::ResultTaken)),
@@ -344,7 +393,7 @@ impl<T> Future<T> {
 
     /// Whether the future is done with an error (used by `wait(.., FirstException, ..)`).
     pub(crate) fn is_failed(&self) -> bool {
-        matches!(self.shared.inner.lock().outcome, Some(Err(_)))
+        matches!(self.shared().inner.lock().outcome, Some(Err(_)))
     }
 
     /// Registers a wake-up that does not look at the outcome (used by `as_completed`, `wait`).
@@ -357,27 +406,27 @@ impl<T> Future<T> {
     /// On a pool's worker thread, it runs other queued tasks of that pool while it waits, so a
     /// task that waits for a task it submitted cannot deadlock the pool.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        if self.shared.finished.load(Ordering::Acquire) {
+        if self.shared().finished.load(Ordering::Acquire) {
             return true;
         }
         crate::thread_pool::help_until(|| self.is_done(), deadline);
         // A sleeping thread takes ~80 µs to wake on small VMs, longer than many tasks: poll
         // briefly first, yielding so the workers keep the cores.
         let spin_until = Instant::now() + SPIN_BEFORE_BLOCKING;
-        while !self.shared.finished.load(Ordering::Acquire) {
+        while !self.shared().finished.load(Ordering::Acquire) {
             let now = Instant::now();
             if now >= spin_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             std::thread::yield_now();
         }
-        let mut inner = self.shared.inner.lock();
+        let shared = self.shared();
+        let mut inner = shared.inner.lock();
         while !matches!(inner.stage, Stage::Done) {
             match deadline {
-                None => self.shared.done.wait(&mut inner),
+                None => shared.done.wait(&mut inner),
                 Some(deadline) => {
-                    if self
-                        .shared
+                    if shared
                         .done
                         .wait_until(&mut inner, deadline)
                         .timed_out()
@@ -391,7 +440,7 @@ impl<T> Future<T> {
     }
 
     fn take(&self) -> Result<T, Error> {
-        self.shared
+        self.shared()
             .inner
             .lock()
             .outcome
@@ -404,7 +453,7 @@ impl<T> std::future::Future for Future<T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.shared.inner.lock();
+        let mut inner = self.shared().inner.lock();
         if matches!(inner.stage, Stage::Done) {
             return Poll::Ready(inner.outcome.take().unwrap_or(Err(Error::ResultTaken)));
         }
@@ -418,7 +467,7 @@ impl<T> std::future::Future for Future<T> {
 
 impl<T> fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = self.shared.inner.lock();
+        let inner = self.shared().inner.lock();
         let stage = match (&inner.stage, inner.cancelled, &inner.outcome) {
             (Stage::Pending, ..) => "pending",
             (Stage::Running, ..) => "running",

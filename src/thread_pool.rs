@@ -36,7 +36,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
 use crate::executor::sealed::Sealed;
-use crate::future::{Promise, promise};
+use crate::future::{EmbedsState, Promise, Shared, promise};
 use crate::in_place::Slots;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
@@ -44,7 +44,94 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 /// A unit of work in the queue. It receives the counters of the thread that runs it.
 /// `'task` is `'static` except for scoped tasks, whose lifetime is erased on submission.
 type JobFor<'task> = Box<dyn FnOnce(&WorkerCounters) + Send + 'task>;
-type Job = JobFor<'static>;
+
+/// What the queue holds.
+enum Job {
+    /// A task from [`ThreadPool::submit`], sharing one allocation with its future's state.
+    Task(QueuedTask),
+    /// A boxed job: a map chunk, or a scoped task whose lifetime was erased.
+    Boxed(JobFor<'static>),
+}
+
+impl Job {
+    fn run(self, counters: &WorkerCounters) {
+        match self {
+            Job::Task(task) => task.run(counters),
+            Job::Boxed(job) => job(counters),
+        }
+    }
+}
+
+/// A submitted task and its future's state in one allocation: the queue and the future each
+/// hold an `Arc` of it, instead of a boxed job owning a promise of a separately allocated
+/// state. At no-op task sizes the allocator is the largest cost of a submission.
+struct TaskCell<T, F> {
+    state: Shared<T>,
+    /// Taken by the one run of the task, or dropped unrun.
+    task: Mutex<Option<F>>,
+    /// The submission time of a task sampled for queue wait.
+    enqueued: Option<Instant>,
+}
+
+impl<T: Send, F: Send> EmbedsState<T> for TaskCell<T, F> {
+    fn state(&self) -> &Shared<T> {
+        &self.state
+    }
+}
+
+/// A [`TaskCell`] as the queue sees it, without its types.
+trait Runnable: Send + Sync {
+    /// Runs the task unless its future was cancelled, and resolves the future.
+    fn run(&self, counters: &WorkerCounters);
+    /// Drops a task that will never run and resolves its future as cancelled.
+    fn abandon(&self);
+}
+
+impl<T, F> Runnable for TaskCell<T, F>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    fn run(&self, counters: &WorkerCounters) {
+        let task = self.task.lock().take();
+        // `start` fails when the future was cancelled while queued: the task is dropped unrun.
+        let Some(task) = task.filter(|_| self.state.start()) else {
+            WorkerCounters::add(&counters.cancelled, 1);
+            return;
+        };
+        if let Some(enqueued) = self.enqueued {
+            counters.sample_queue_wait(enqueued);
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(task)).map_err(Error::from_panic);
+        counters.count_outcome(outcome.is_ok());
+        self.state.resolve(outcome);
+    }
+
+    fn abandon(&self) {
+        drop(self.task.lock().take());
+        self.state.abandon();
+    }
+}
+
+/// The queue's handle on a [`TaskCell`]: dropping it unrun (a cancelling shutdown) abandons
+/// the task, as dropping a boxed job drops its promise.
+struct QueuedTask(Option<Arc<dyn Runnable>>);
+
+impl QueuedTask {
+    fn run(mut self, counters: &WorkerCounters) {
+        if let Some(task) = self.0.take() {
+            task.run(counters);
+        }
+    }
+}
+
+impl Drop for QueuedTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abandon();
+        }
+    }
+}
 
 /// Tasks after which a busy worker folds its running busy interval into the counters, so
 /// `stats` stays current under continuous load.
@@ -82,12 +169,21 @@ impl WorkerCounters {
     fn add_busy(&self, busy: Duration) {
         Self::add(&self.busy_nanos, nanos(busy));
     }
+
+    fn sample_queue_wait(&self, enqueued: Instant) {
+        Self::add(&self.queue_wait_nanos, nanos(enqueued.elapsed()));
+        Self::add(&self.queue_wait_samples, 1);
+    }
+
+    fn count_outcome(&self, ok: bool) {
+        Self::add(if ok { &self.completed } else { &self.failed }, 1);
+    }
 }
 
 /// Runs a job outside a worker's loop (a helping or consuming thread), timing it alone.
 fn run_timed(job: Job, counters: &WorkerCounters) {
     let started = Instant::now();
-    job(counters);
+    job.run(counters);
     counters.add_busy(started.elapsed());
 }
 
@@ -202,7 +298,7 @@ impl PoolShared {
         }
     }
 
-    /// Resolves every queued, unstarted job as cancelled (dropping a job drops its promise).
+    /// Resolves every queued, unstarted job as cancelled (dropping a job abandons its task).
     fn drain_unrun(&self) {
         let counters = self.overflow_counters();
         while let Some(job) = self.steal() {
@@ -448,7 +544,7 @@ fn worker_loop(shared: Arc<PoolShared>, index: usize) {
     loop {
         if let Some(job) = shared.steal() {
             busy.task_starts(counters);
-            job(counters);
+            job.run(counters);
             continue;
         }
         busy.idle(counters);
@@ -562,20 +658,16 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.submit_fallible(move || Ok(task()))
-    }
-
-    fn submit_fallible<F, T>(&self, task: F) -> Future<T>
-    where
-        F: FnOnce() -> Result<T, Error> + Send + 'static,
-        T: Send + 'static,
-    {
         if self.shared.shutdown.load(Ordering::Acquire) {
             return Future::ready(Err(Error::Shutdown));
         }
-        let (promise, future) = promise();
-        let enqueued = self.shared.admit();
-        self.shared.push(task_job(task, promise, enqueued));
+        let cell = Arc::new(TaskCell {
+            state: Shared::new(),
+            task: Mutex::new(Some(task)),
+            enqueued: self.shared.admit(),
+        });
+        let future = Future::embedded(Arc::clone(&cell) as Arc<dyn EmbedsState<T>>);
+        self.shared.push(Job::Task(QueuedTask(Some(cell))));
         future
     }
 
@@ -817,17 +909,17 @@ impl<F> ThreadChunks<'_, F> {
             enqueued,
         ))));
         let queued = Arc::clone(&slot);
-        shared.push(Box::new(move |counters: &WorkerCounters| {
+        shared.push(Job::Boxed(Box::new(move |counters: &WorkerCounters| {
             if let Some(job) = queued.lock().take() {
                 job(counters);
             }
-        }));
+        })));
         let shared = Arc::clone(shared);
         Dispatched {
             future,
             run_here: Some(Box::new(move || {
                 if let Some(job) = slot.lock().take() {
-                    run_timed(job, shared.overflow_counters());
+                    run_timed(Job::Boxed(job), shared.overflow_counters());
                 }
             })),
         }
@@ -950,8 +1042,8 @@ impl<'scope> Scope<'scope, '_> {
         // the job that owns it has been consumed or dropped, together with everything it
         // captured. So no job outlives 'scope, and extending its lifetime to 'static for the
         // queue is never observable. Only the lifetime changes; the layout is identical.
-        let job: Job = unsafe { std::mem::transmute::<JobFor<'scope>, Job>(with_ticket) };
-        self.pool.shared.push(job);
+        let job = unsafe { std::mem::transmute::<JobFor<'scope>, JobFor<'static>>(with_ticket) };
+        self.pool.shared.push(Job::Boxed(job));
         future
     }
 
@@ -978,17 +1070,11 @@ where
             return;
         }
         if let Some(enqueued) = enqueued {
-            WorkerCounters::add(&counters.queue_wait_nanos, nanos(enqueued.elapsed()));
-            WorkerCounters::add(&counters.queue_wait_samples, 1);
+            counters.sample_queue_wait(enqueued);
         }
         let outcome = catch_unwind(AssertUnwindSafe(task))
             .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
-        let outcome_counter = if outcome.is_ok() {
-            &counters.completed
-        } else {
-            &counters.failed
-        };
-        WorkerCounters::add(outcome_counter, 1);
+        counters.count_outcome(outcome.is_ok());
         promise.complete(outcome);
     })
 }

@@ -139,7 +139,13 @@ fn shutdown_cancel_cancels_what_has_not_started() {
         wait.recv().unwrap();
         "finished"
     });
-    let queued: Vec<_> = (0..5).map(|i| pool.submit(move || i)).collect();
+    let captured = Arc::new(());
+    let queued: Vec<_> = (0..5)
+        .map(|i| {
+            let captured = Arc::clone(&captured);
+            pool.submit(move || (i, captured))
+        })
+        .collect();
     started.recv().unwrap();
     std::thread::scope(|s| {
         s.spawn(|| pool.shutdown_cancel());
@@ -149,6 +155,11 @@ fn shutdown_cancel_cancels_what_has_not_started() {
         open.send(()).unwrap();
     });
     assert_eq!(running.result().unwrap(), "finished");
+    assert_eq!(
+        Arc::strong_count(&captured),
+        1,
+        "cancelled tasks release their captures even while their futures live"
+    );
     for future in queued {
         assert!(matches!(future.result(), Err(Error::Cancelled)));
     }
