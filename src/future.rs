@@ -27,6 +27,7 @@
 //! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
 //! future's state, which saves an allocation per task. Either way the stages are the same.
 
+use std::cell::Cell;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,8 +39,16 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::Error;
 
-/// How long a waiter polls before it blocks; see [`Future::result`].
+/// The longest a waiter polls before it blocks: a blocked thread takes ~80 µs to wake on small
+/// VMs, longer than many tasks.
 const SPIN_BEFORE_BLOCKING: Duration = Duration::from_micros(100);
+
+thread_local! {
+    /// How long this thread polls a pending future before it blocks. It doubles after a wait
+    /// that a full poll would have covered and halves after one that it would not, so a thread
+    /// waiting on long tasks stops taking turns on the cores those tasks run on.
+    static POLL_BUDGET: Cell<Duration> = const { Cell::new(SPIN_BEFORE_BLOCKING) };
+}
 
 type Callback<T> = Box<dyn FnOnce(Result<&T, &Error>) + Send>;
 
@@ -410,27 +419,38 @@ impl<T> Future<T> {
             return true;
         }
         crate::thread_pool::help_until(|| self.is_done(), deadline);
-        // A sleeping thread takes ~80 µs to wake on small VMs, longer than many tasks: poll
-        // briefly first, yielding so the workers keep the cores.
-        let spin_until = Instant::now() + SPIN_BEFORE_BLOCKING;
+        // Poll briefly before blocking, yielding so the workers keep the cores.
+        let budget = POLL_BUDGET.get();
+        let waiting_since = Instant::now();
+        let poll_until = waiting_since + budget;
         while !self.shared().finished.load(Ordering::Acquire) {
             let now = Instant::now();
-            if now >= spin_until || deadline.is_some_and(|d| now >= d) {
+            if now >= poll_until || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             std::thread::yield_now();
         }
+        let done = self.block_until(deadline);
+        // Waking from a block adds up to another poll's worth of latency: a wait this short
+        // would have been caught by polling.
+        let short = waiting_since.elapsed() <= 2 * SPIN_BEFORE_BLOCKING;
+        POLL_BUDGET.set(if short {
+            (budget * 2).clamp(Duration::from_micros(1), SPIN_BEFORE_BLOCKING)
+        } else {
+            budget / 2
+        });
+        done
+    }
+
+    /// Blocks on the condition variable until done or until `deadline`.
+    fn block_until(&self, deadline: Option<Instant>) -> bool {
         let shared = self.shared();
         let mut inner = shared.inner.lock();
         while !matches!(inner.stage, Stage::Done) {
             match deadline {
                 None => shared.done.wait(&mut inner),
                 Some(deadline) => {
-                    if shared
-                        .done
-                        .wait_until(&mut inner, deadline)
-                        .timed_out()
-                    {
+                    if shared.done.wait_until(&mut inner, deadline).timed_out() {
                         return matches!(inner.stage, Stage::Done);
                     }
                 }
@@ -639,6 +659,22 @@ mod tests {
         };
         resolver.join().unwrap();
         assert_eq!(value.unwrap(), 11);
+    }
+
+    #[test]
+    fn a_long_wait_halves_the_poll_budget_and_a_done_future_leaves_it() {
+        let (promise, future) = pair::<u32>();
+        let resolver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            promise.complete(Ok(1));
+        });
+        let before = POLL_BUDGET.get();
+        assert_eq!(future.result().unwrap(), 1);
+        resolver.join().unwrap();
+        assert_eq!(POLL_BUDGET.get(), before / 2);
+        let after_long_wait = POLL_BUDGET.get();
+        assert_eq!(Future::ready(Ok(2_u8)).result().unwrap(), 2);
+        assert_eq!(POLL_BUDGET.get(), after_long_wait);
     }
 
     #[test]
