@@ -21,6 +21,10 @@ const TESTS: &[(&str, fn())] = &[
         one_generic_pipeline_runs_on_both_pools,
     ),
     (
+        "collect_vec_moves_results_in_and_returns_the_first_error",
+        collect_vec_moves_results_in_and_returns_the_first_error,
+    ),
+    (
         "a_panic_fails_only_its_task_and_the_worker_survives",
         a_panic_fails_only_its_task_and_the_worker_survives,
     ),
@@ -381,6 +385,19 @@ fn submit_and_map_return_correct_results() {
         sum += done.result().unwrap();
     }
     assert_eq!(sum, (0..50).map(|x| x * x).sum::<u64>());
+}
+
+fn collect_vec_moves_results_in_and_returns_the_first_error() {
+    let pool = pool(2);
+    let out = pool.map(square, 0..10_000).collect_vec().unwrap();
+    assert_eq!(out, (0..10_000).map(|x| x * x).collect::<Vec<_>>());
+    let failed = pool.map(panics_on_13, 0..100).chunksize(7).collect_vec();
+    match failed {
+        Err(Error::Panicked { message, .. }) => assert!(message.contains("thirteen"), "{message}"),
+        other => panic!("expected the panic of item 13, got {other:?}"),
+    }
+    // The pool keeps serving after the failed collection.
+    assert_eq!(pool.submit(square, 3).result().unwrap(), 9);
 }
 
 fn sum_of_squares<E: Executor>(executor: &E, n: u64) -> Result<u64, Error> {
