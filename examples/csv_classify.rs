@@ -92,8 +92,9 @@ struct Classified {
     score: u32,
 }
 
-/// Rounds of mixing per byte of the row: about 100 µs for a generated row on a 2 GHz core,
-/// the same order as the write-up's classifier relative to its per-row overheads.
+/// Rounds of mixing per byte of the row: about 100 µs for a generated row here. The
+/// write-up's classifier took ~3.7 ms a row in Python; a few percent of that keeps the default
+/// run to seconds while each row still dwarfs a pool's per-chunk overhead.
 const ROUNDS_PER_BYTE: u64 = 1_500;
 
 /// The black-box classifier: deterministic, independent per row, and CPU-bound. Longer rows
