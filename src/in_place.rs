@@ -41,14 +41,28 @@ pub(crate) struct OutputBuffer<R> {
 
 impl<R> Default for OutputBuffer<R> {
     fn default() -> Self {
-        Self::with_capacity(0)
+        Self::from_vec(Vec::new())
     }
 }
 
 impl<R> OutputBuffer<R> {
     /// A buffer for exactly `capacity` results, allocated now.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let mut values = Vec::with_capacity(capacity);
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if that much memory cannot be had: the input claims more
+    /// items than a vector can hold.
+    pub(crate) fn with_capacity(capacity: usize) -> Result<Self, Error> {
+        let mut values = Vec::new();
+        values.try_reserve_exact(capacity).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "cannot allocate a vector of {capacity} results: {e}"
+            ))
+        })?;
+        Ok(Self::from_vec(values))
+    }
+
+    fn from_vec(mut values: Vec<R>) -> Self {
         OutputBuffer {
             base: values.as_mut_ptr(),
             values,
@@ -210,7 +224,7 @@ mod tests {
 
     #[test]
     fn runs_committed_in_order_make_the_vector() {
-        let mut buffer = OutputBuffer::with_capacity(5);
+        let mut buffer = OutputBuffer::with_capacity(5).unwrap();
         let first = buffer.claim(2).unwrap();
         let second = buffer.claim(3).unwrap();
         let (second, panic) = second.fill(vec![2, 3, 4], |x: i32| x.to_string());
@@ -223,7 +237,7 @@ mod tests {
 
     #[test]
     fn claims_past_the_capacity_fail() {
-        let mut buffer = OutputBuffer::<u8>::with_capacity(3);
+        let mut buffer = OutputBuffer::<u8>::with_capacity(3).unwrap();
         assert!(buffer.claim(2).is_ok());
         assert!(matches!(buffer.claim(2), Err(Error::InvalidArgument(_))));
         assert!(buffer.claim(1).is_ok());
@@ -232,7 +246,7 @@ mod tests {
     #[test]
     fn a_panic_keeps_the_prefix_and_dropping_the_run_drops_it() {
         let tracker = Arc::new(());
-        let mut buffer = OutputBuffer::with_capacity(3);
+        let mut buffer = OutputBuffer::with_capacity(3).unwrap();
         let slots = buffer.claim(3).unwrap();
         let (run, panic) = slots.fill(vec![0, 1, 2], |x: i32| {
             assert!(x < 2, "item two fails");
@@ -249,7 +263,7 @@ mod tests {
     #[test]
     fn dropping_the_buffer_drops_committed_values_only() {
         let tracker = Arc::new(());
-        let mut buffer = OutputBuffer::with_capacity(4);
+        let mut buffer = OutputBuffer::with_capacity(4).unwrap();
         let (run, _) = buffer
             .claim(2)
             .unwrap()
@@ -264,7 +278,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "input order")]
     fn a_run_out_of_order_is_refused() {
-        let mut buffer = OutputBuffer::with_capacity(2);
+        let mut buffer = OutputBuffer::with_capacity(2).unwrap();
         let _first = buffer.claim(1).unwrap();
         let (second, _) = buffer.claim(1).unwrap().fill(vec![1], |x: u8| x);
         buffer.commit(second);
@@ -272,7 +286,7 @@ mod tests {
 
     #[test]
     fn appended_values_follow_committed_ones() {
-        let mut buffer = OutputBuffer::with_capacity(2);
+        let mut buffer = OutputBuffer::with_capacity(2).unwrap();
         let (run, _) = buffer.claim(1).unwrap().fill(vec![1], |x: u8| x);
         buffer.commit(run);
         buffer.append(vec![2, 3]);
@@ -280,8 +294,16 @@ mod tests {
     }
 
     #[test]
+    fn an_impossible_capacity_is_an_error() {
+        assert!(matches!(
+            OutputBuffer::<u64>::with_capacity(usize::MAX),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
     fn zero_sized_values_are_counted() {
-        let mut buffer = OutputBuffer::with_capacity(3);
+        let mut buffer = OutputBuffer::with_capacity(3).unwrap();
         let (run, _) = buffer.claim(3).unwrap().fill(vec![1, 2, 3], |_: u8| ());
         buffer.commit(run);
         assert_eq!(buffer.into_vec().len(), 3);

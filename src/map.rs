@@ -493,7 +493,8 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// The first error in input order: a panic in `f`, a chunk that failed as a whole (its
     /// worker process died, say, or the pool shut down), an invalid
     /// [`chunksize`](Map::chunksize) or [`buffersize`](Map::buffersize), or
-    /// [`Error::InvalidArgument`] if the input yields more items than its exact `size_hint`.
+    /// [`Error::InvalidArgument`] if the input's exact length is more than a vector can hold or
+    /// it yields more items than that length.
     ///
     /// ```
     /// let pool = parexec::ThreadPool::new(2)?;
@@ -514,7 +515,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             (low, Some(high)) if low == high && untouched => low,
             _ => return self.collect(),
         };
-        self.output = OutputBuffer::with_capacity(exact_len);
+        self.output = OutputBuffer::with_capacity(exact_len)?;
         self.collecting = true;
         while let Some((_, _, outcome)) = self.next_chunk() {
             let chunk = outcome?;

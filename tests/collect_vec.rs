@@ -222,6 +222,16 @@ fn an_input_shorter_than_its_exact_size_hint_gives_what_it_had() {
 }
 
 #[test]
+fn an_input_too_long_for_a_vector_is_an_error_not_a_panic() {
+    let pool = ThreadPool::new(1).unwrap();
+    let outcome = pool.map(|x: usize| x, 0..usize::MAX).collect_vec();
+    assert!(
+        matches!(outcome, Err(Error::InvalidArgument(_))),
+        "{outcome:?}"
+    );
+}
+
+#[test]
 fn configuration_errors_are_returned() {
     let pool = ThreadPool::new(1).unwrap();
     let outcome = pool.map(|x: u64| x, 0..10).chunksize(0).collect_vec();
