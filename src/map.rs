@@ -189,10 +189,11 @@ pub(crate) struct Dispatched<R> {
 }
 
 impl<R> Dispatched<R> {
-    /// A chunk that fails as a whole before it runs.
-    pub(crate) fn failed(error: Error) -> Self {
+    /// A chunk whose outcome is known at dispatch: it ran inline, or failed before it could
+    /// run.
+    pub(crate) fn ready(outcome: Result<Chunk<R>, Error>) -> Self {
         Dispatched {
-            future: Future::ready(Err(error)),
+            future: Future::ready(outcome),
             run_here: None,
         }
     }
@@ -214,8 +215,6 @@ struct InFlight<R> {
     /// `None` once an unordered consumer has taken it out of order.
     future: Option<Future<Chunk<R>>>,
     run_here: Option<Box<dyn FnOnce() + Send>>,
-    /// The chunk holds slots of the map's output buffer: it must finish before the buffer goes.
-    writes_in_place: bool,
 }
 
 /// The lazy iterator returned by `map`: yields `Result<R, Error>` for every input item, in
@@ -267,7 +266,8 @@ pub struct Map<'p, I: Iterator, R> {
     config_error: Option<Error>,
     /// Set after a configuration error has been yielded: nothing else follows it.
     finished: bool,
-    /// Set by `collect_vec`: chunks then deliver into `output` instead of being yielded.
+    /// Set by `collect_vec`, on a map nothing was taken from: every chunk it dispatches then
+    /// delivers into `output` instead of being yielded, in place if the executor can.
     collecting: bool,
     /// Declared last so it is dropped last, after `Drop` has waited for the chunks writing it.
     output: OutputBuffer<R>,
@@ -386,7 +386,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             let Dispatched { future, run_here } = match in_place {
                 Some(into) => match self.output.claim(len) {
                     Ok(slots) => into.dispatch_into(chunk, slots),
-                    Err(error) => Dispatched::failed(error),
+                    Err(error) => Dispatched::ready(Err(error)),
                 },
                 None => self.dispatch.dispatch(chunk),
             };
@@ -399,7 +399,6 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 len,
                 future: Some(future),
                 run_here,
-                writes_in_place: in_place.is_some(),
             });
             self.next_seq += 1;
             self.next_index += len;
@@ -577,14 +576,17 @@ impl<I: Iterator, R> Iterator for Map<'_, I, R> {
 
 impl<I: Iterator, R> Drop for Map<'_, I, R> {
     fn drop(&mut self) {
+        // Chunks writing into the output buffer must be done with it before the buffer is
+        // freed, as scoped threads must finish before their scope ends. Only a collecting map
+        // hands out slots, and then to every chunk, since it collects from the start.
+        let writes_in_place = self.collecting && self.dispatch.in_place().is_some();
         for slot in &mut self.in_flight {
             let Some(future) = slot.future.take() else {
                 continue;
             };
-            // A chunk writing into the output buffer must be done with it before the buffer
-            // is freed, as a scoped thread must finish before its scope ends. One that has not
-            // started is cancelled and never writes; its result is dropped here.
-            if !future.cancel() && slot.writes_in_place {
+            // A chunk that has not started is cancelled and never writes; a started one is
+            // waited for, and its result dropped here.
+            if !future.cancel() && writes_in_place {
                 drop(future.result());
             }
         }

@@ -897,7 +897,7 @@ impl<F> ThreadChunks<'_, F> {
     {
         let shared = &self.pool.shared;
         if shared.shutdown.load(Ordering::Acquire) {
-            return Dispatched::failed(Error::Shutdown);
+            return Dispatched::ready(Err(Error::Shutdown));
         }
         let f = Arc::clone(&self.f);
         let (promise, future) = promise();

@@ -5,7 +5,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Plan;
-use crate::future::Future;
 use crate::in_place::Slots;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, ExecutorKind, Map, Payload, ProcessPool, ThreadPool};
@@ -98,10 +97,7 @@ struct Inline<A, R> {
 
 impl<A, R> ChunkDispatch<A, R> for Inline<A, R> {
     fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
-        Dispatched {
-            future: Future::ready(Ok(Chunk::run(self.f, items))),
-            run_here: None,
-        }
+        Dispatched::ready(Ok(Chunk::run(self.f, items)))
     }
 
     fn workers(&self) -> usize {
@@ -119,9 +115,6 @@ impl<A, R> ChunkDispatch<A, R> for Inline<A, R> {
 
 impl<A, R> DispatchInto<A, R> for Inline<A, R> {
     fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
-        Dispatched {
-            future: Future::ready(Ok(Chunk::run_into(self.f, items, slots))),
-            run_here: None,
-        }
+        Dispatched::ready(Ok(Chunk::run_into(self.f, items, slots)))
     }
 }
