@@ -335,7 +335,7 @@ fn validate<A: Payload + Clone>(w: &Workload<A>, cores: usize) -> Row {
 fn main() {
     parexec::init();
     let started = Instant::now();
-    let calibration = parexec::Calibration::get().expect("calibration runs");
+    let calibration = parexec::planner::Calibration::get().expect("calibration runs");
     let cores = calibration.machine.usable_cores;
     let ticks_before = cpu_ticks();
     let per_us = iters_per_micro();
@@ -378,7 +378,7 @@ fn main() {
     };
     let worst_regret = rows.iter().map(|r| r.regret).fold(0.0, f64::max);
     let correct = rows.iter().filter(|r| r.correct).count();
-    if let Ok(processes) = parexec::Calibration::process_pool() {
+    if let Ok(processes) = parexec::planner::Calibration::process_pool() {
         println!(
             "\nprocess pool: start-up {:?}/worker, chunk overhead {:?}, transfer {:.2} ns/byte",
             processes.startup_per_worker, processes.chunk_overhead, processes.transfer_ns_per_byte

@@ -24,6 +24,10 @@ pub(crate) const MAX_CHUNK_DURATION: Duration = Duration::from_secs(1);
 /// Chunks per worker to keep, at least, for balance.
 pub(crate) const MIN_CHUNKS_PER_WORKER: usize = 4;
 
+/// Default in-flight chunks per worker: enough to hide one slow chunk at the head of the
+/// order, few enough to keep memory small; shared with the planner's cost model.
+pub(crate) const WINDOW_PER_WORKER: usize = 4;
+
 /// The largest share of a chunk's time that the per-chunk overhead may take; shared with the
 /// planner's cost model.
 pub(crate) const MAX_OVERHEAD_SHARE: f64 = 0.1;

@@ -1,6 +1,8 @@
 //! The crate's one error type.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 /// Everything that can go wrong in parexec, from a panicking task to a dead worker process.
 ///
@@ -18,7 +20,7 @@ use std::fmt;
 /// }
 /// # Ok::<(), parexec::Error>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The task panicked. The worker that ran it survives and keeps serving.
@@ -66,9 +68,10 @@ pub enum Error {
     /// A per-worker initializer panicked, so the pool could not start.
     #[error("worker initializer failed: {0}")]
     Initializer(String),
-    /// An operating-system call failed (spawning a thread or a process, a pipe, ...).
+    /// An operating-system call failed (spawning a thread or a process, a pipe, ...). Shared,
+    /// so that a cloned error keeps the original as its [`source`](std::error::Error::source).
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[source] Arc<io::Error>),
     /// The feature does not exist on this platform (process pools outside Unix).
     #[error("not supported on this platform: {0}")]
     Unsupported(&'static str),
@@ -103,71 +106,15 @@ impl fmt::Display for WorkerExit {
     }
 }
 
-/// Cloning keeps every variant; an [`Error::Io`] clone keeps the error's kind and message
-/// (an `io::Error` itself cannot be cloned).
-impl Clone for Error {
-    fn clone(&self) -> Self {
-        match self {
-            Error::Panicked { message, location } => Error::Panicked {
-                message: message.clone(),
-                location: location.clone(),
-            },
-            Error::Timeout => Error::Timeout,
-            Error::Cancelled => Error::Cancelled,
-            Error::Shutdown => Error::Shutdown,
-            Error::ResultTaken => Error::ResultTaken,
-            Error::WorkerDied { pid, exit } => Error::WorkerDied {
-                pid: *pid,
-                exit: *exit,
-            },
-            Error::Serialization(m) => Error::Serialization(m.clone()),
-            Error::Protocol(m) => Error::Protocol(m.clone()),
-            Error::Handshake(m) => Error::Handshake(m.clone()),
-            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::Initializer(m) => Error::Initializer(m.clone()),
-            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
-            Error::Unsupported(what) => Error::Unsupported(what),
-        }
-    }
-}
-
-impl Error {
-    /// Builds [`Error::Panicked`] from a caught panic payload and the location that the
-    /// crate's panic hook captured on the panicking thread.
-    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "panic with a non-string payload".to_owned()
-        };
-        Error::Panicked {
-            message,
-            location: crate::panic_location::take(),
-        }
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Self {
+        Error::Io(Arc::new(error))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn panic_payloads_become_messages() {
-        let from_str = Error::from_panic(Box::new("static message"));
-        let from_string = Error::from_panic(Box::new(String::from("owned message")));
-        let from_other = Error::from_panic(Box::new(42_u8));
-        assert!(
-            matches!(from_str, Error::Panicked { ref message, .. } if message == "static message")
-        );
-        assert!(
-            matches!(from_string, Error::Panicked { ref message, .. } if message == "owned message")
-        );
-        assert!(
-            matches!(from_other, Error::Panicked { ref message, .. } if message.contains("non-string"))
-        );
-    }
 
     #[test]
     fn display_names_the_location_when_known() {
@@ -181,5 +128,17 @@ mod tests {
             location: None,
         };
         assert_eq!(e.to_string(), "task panicked: boom");
+    }
+
+    #[test]
+    fn a_clone_keeps_the_io_source() {
+        use std::error::Error as _;
+        let error = Error::from(io::Error::new(io::ErrorKind::NotFound, "gone"));
+        let clone = error.clone();
+        let source = clone.source().expect("an I/O error keeps its source");
+        let io_error = source
+            .downcast_ref::<Arc<io::Error>>()
+            .expect("the source is the shared io::Error");
+        assert_eq!(io_error.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -50,12 +50,11 @@ mod completion;
 mod error;
 mod executor;
 mod future;
-mod in_place;
 mod map;
-mod panic_location;
-mod planner;
+pub mod planner;
 mod process;
 mod thread_pool;
+mod unwind;
 
 pub use crate::completion::{
     AsCompleted, AsCompletedTimeout, ReturnWhen, as_completed, as_completed_timeout, wait,
@@ -64,9 +63,6 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
-pub use crate::planner::{
-    Calibration, CurvePoint, ExecutorCosts, Feedback, Limit, Machine, Plan, Planner, UslFit,
-    WorkloadProfile, amdahl, gustafson, imbalance_bound, karp_flatt,
-};
-pub use crate::process::{DEFAULT_MAX_FRAME_SIZE, ProcessPool, ProcessPoolBuilder, init};
+pub use crate::planner::{Plan, Planner};
+pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

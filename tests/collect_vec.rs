@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parexec::{Error, Planner, ThreadPool, WorkloadProfile};
+use parexec::planner::WorkloadProfile;
+use parexec::{Error, Planner, ThreadPool};
 
 /// A value that counts how many of its kind are alive, to catch leaks and double drops.
 struct Tracked {

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use parexec::{
-    Error, ExecutorKind, Limit, Machine, Planner, ThreadPool, UslFit, WorkloadProfile, amdahl,
-    gustafson, imbalance_bound, karp_flatt,
+use parexec::planner::{
+    Limit, Machine, UslFit, WorkloadProfile, amdahl, gustafson, imbalance_bound, karp_flatt,
 };
+use parexec::{Error, ExecutorKind, Planner, ThreadPool};
 
 /// Decisions are checked on a fixed machine: the one calibration finds depends on the load
 /// from other tests running at the same time.

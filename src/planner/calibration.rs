@@ -53,7 +53,7 @@ static PROCESSES: OnceLock<Result<ExecutorCosts, Error>> = OnceLock::new();
 /// What the planner measured about this machine and its executors, once per process.
 ///
 /// ```
-/// let calibration = parexec::Calibration::get()?;
+/// let calibration = parexec::planner::Calibration::get()?;
 /// assert!(calibration.machine.usable_cores >= 1);
 /// println!("thread chunk overhead {:?}", calibration.threads.chunk_overhead);
 /// # Ok::<(), parexec::Error>(())
@@ -80,8 +80,8 @@ impl Calibration {
     /// same error without measuring again.
     ///
     /// ```
-    /// let first = parexec::Calibration::get()?;
-    /// let again = parexec::Calibration::get()?;
+    /// let first = parexec::planner::Calibration::get()?;
+    /// let again = parexec::planner::Calibration::get()?;
     /// assert!(std::ptr::eq(first, again), "measured once");
     /// # Ok::<(), parexec::Error>(())
     /// ```
@@ -105,7 +105,7 @@ impl Calibration {
     ///
     /// ```standalone_crate
     /// parexec::init();
-    /// let costs = parexec::Calibration::process_pool()?;
+    /// let costs = parexec::planner::Calibration::process_pool()?;
     /// println!("process start-up {:?} per worker", costs.startup_per_worker);
     /// assert!(costs.transfer_ns_per_byte > 0.0);
     /// # Ok::<(), parexec::Error>(())
@@ -127,16 +127,6 @@ impl Calibration {
             ExecutorKind::Processes => Calibration::process_pool().cloned(),
         }
     }
-}
-
-/// The calibrated per-chunk overhead of `kind`, if a calibration has already run in this
-/// process; never starts one.
-pub(crate) fn calibrated_chunk_overhead(kind: ExecutorKind) -> Option<Duration> {
-    let costs = match kind {
-        ExecutorKind::Threads => &CALIBRATION.get()?.as_ref().ok()?.threads,
-        ExecutorKind::Processes => PROCESSES.get()?.as_ref().ok()?,
-    };
-    Some(costs.chunk_overhead)
 }
 
 fn measure() -> Result<Calibration, Error> {
@@ -428,9 +418,5 @@ mod tests {
         assert!(calibration.threads.chunk_overhead > Duration::ZERO);
         assert!(calibration.transfer_ns_per_byte > 0.0);
         assert!(std::ptr::eq(calibration, Calibration::get().unwrap()));
-        assert_eq!(
-            calibrated_chunk_overhead(ExecutorKind::Threads),
-            Some(calibration.threads.chunk_overhead)
-        );
     }
 }

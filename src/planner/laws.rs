@@ -42,7 +42,7 @@ fn check_workers(n: f64) -> Result<(), Error> {
 /// [`Error::InvalidArgument`] if `p` is outside `[0, 1]` or `n` is not a finite number `>= 1`.
 ///
 /// ```
-/// let s = parexec::amdahl(0.95, 8.0)?;
+/// let s = parexec::planner::amdahl(0.95, 8.0)?;
 /// assert!((s - 5.926).abs() < 1e-3);
 /// # Ok::<(), parexec::Error>(())
 /// ```
@@ -64,7 +64,7 @@ pub(crate) fn amdahl_unchecked(p: f64, n: f64) -> f64 {
 /// [`Error::InvalidArgument`] if `s` is outside `[0, 1]` or `n` is not a finite number `>= 1`.
 ///
 /// ```
-/// assert_eq!(parexec::gustafson(0.1, 8.0)?, 7.3);
+/// assert_eq!(parexec::planner::gustafson(0.1, 8.0)?, 7.3);
 /// # Ok::<(), parexec::Error>(())
 /// ```
 pub fn gustafson(s: f64, n: f64) -> Result<f64, Error> {
@@ -84,7 +84,7 @@ pub fn gustafson(s: f64, n: f64) -> Result<f64, Error> {
 ///
 /// ```
 /// // 8 workers gave 5.926x: that is Amdahl with 5% serial code.
-/// let e = parexec::karp_flatt(5.926, 8.0)?;
+/// let e = parexec::planner::karp_flatt(5.926, 8.0)?;
 /// assert!((e - 0.05).abs() < 1e-3);
 /// # Ok::<(), parexec::Error>(())
 /// ```
@@ -116,7 +116,7 @@ pub(crate) fn karp_flatt_unchecked(speedup: f64, n: f64) -> f64 {
 /// ```
 /// use std::time::Duration;
 /// // One item is 30% of all the work: never more than 3.3x.
-/// let bound = parexec::imbalance_bound(Duration::from_secs(10), Duration::from_secs(3))?;
+/// let bound = parexec::planner::imbalance_bound(Duration::from_secs(10), Duration::from_secs(3))?;
 /// assert!((bound - 3.333).abs() < 1e-3);
 /// # Ok::<(), parexec::Error>(())
 /// ```
@@ -138,7 +138,7 @@ pub fn imbalance_bound(total: Duration, largest: Duration) -> Result<f64, Error>
 ///
 /// ```
 /// use std::time::Duration;
-/// use parexec::UslFit;
+/// use parexec::planner::UslFit;
 ///
 /// let runs = [(1, 10.0), (2, 5.5), (4, 3.25), (8, 2.125)]
 ///     .map(|(n, secs)| (n, Duration::from_secs_f64(secs)));
@@ -168,7 +168,7 @@ impl UslFit {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let fit = parexec::UslFit::fit(&[(1, Duration::from_secs(4)), (2, Duration::from_secs(2))])?;
+    /// let fit = parexec::planner::UslFit::fit(&[(1, Duration::from_secs(4)), (2, Duration::from_secs(2))])?;
     /// assert!((fit.predict(4.0) - 1.0).abs() < 1e-9);
     /// # Ok::<(), parexec::Error>(())
     /// ```
@@ -207,7 +207,7 @@ impl UslFit {
     /// use std::time::Duration;
     /// // Amdahl with 10% serial work, measured on 2 and 4 workers.
     /// let points = [(2, 1.0 / 0.55), (4, 1.0 / 0.325)];
-    /// let fit = parexec::UslFit::from_karp_flatt(Duration::from_secs(10), &points)?;
+    /// let fit = parexec::planner::UslFit::from_karp_flatt(Duration::from_secs(10), &points)?;
     /// assert!((fit.b - 1.0).abs() < 1e-6 && fit.c.abs() < 1e-9);
     /// # Ok::<(), parexec::Error>(())
     /// ```
@@ -235,7 +235,7 @@ impl UslFit {
     /// The predicted time in seconds on `n` workers.
     ///
     /// ```
-    /// let fit = parexec::UslFit { a: 8.0, b: 1.0, c: 0.5 };
+    /// let fit = parexec::planner::UslFit { a: 8.0, b: 1.0, c: 0.5 };
     /// assert_eq!(fit.predict(2.0), 6.0);
     /// ```
     pub fn predict(&self, n: f64) -> f64 {
@@ -245,7 +245,7 @@ impl UslFit {
     /// The predicted speedup on `n` workers over one worker.
     ///
     /// ```
-    /// let fit = parexec::UslFit { a: 8.0, b: 1.0, c: 0.5 };
+    /// let fit = parexec::planner::UslFit { a: 8.0, b: 1.0, c: 0.5 };
     /// assert_eq!(fit.speedup(2.0), 9.5 / 6.0);
     /// ```
     pub fn speedup(&self, n: f64) -> f64 {
@@ -256,7 +256,7 @@ impl UslFit {
     /// grows with the pool (`c = 0`), so more workers never hurt.
     ///
     /// ```
-    /// let fit = parexec::UslFit { a: 8.0, b: 1.0, c: 0.5 };
+    /// let fit = parexec::planner::UslFit { a: 8.0, b: 1.0, c: 0.5 };
     /// assert_eq!(fit.peak_workers(), Some(4.0));
     /// ```
     pub fn peak_workers(&self) -> Option<f64> {
@@ -266,7 +266,7 @@ impl UslFit {
     /// The USL contention coefficient σ, the serial fraction: `1 - a / T(1)`.
     ///
     /// ```
-    /// let fit = parexec::UslFit { a: 9.0, b: 1.0, c: 0.0 };
+    /// let fit = parexec::planner::UslFit { a: 9.0, b: 1.0, c: 0.0 };
     /// assert!((fit.contention() - 0.1).abs() < 1e-12);
     /// ```
     pub fn contention(&self) -> f64 {
@@ -276,7 +276,7 @@ impl UslFit {
     /// The USL coherence coefficient κ, the cost per added worker: `c / T(1)`.
     ///
     /// ```
-    /// let fit = parexec::UslFit { a: 8.0, b: 1.0, c: 1.0 };
+    /// let fit = parexec::planner::UslFit { a: 8.0, b: 1.0, c: 1.0 };
     /// assert_eq!(fit.coherence(), 0.1);
     /// ```
     pub fn coherence(&self) -> f64 {

@@ -21,7 +21,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use calibration::Calibration;
-pub(crate) use calibration::calibrated_chunk_overhead;
 pub use laws::{UslFit, amdahl, gustafson, imbalance_bound, karp_flatt};
 pub use model::{ExecutorCosts, Machine, WorkloadProfile};
 
@@ -176,7 +175,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Machine, Planner, WorkloadProfile};
+    /// use parexec::planner::{Machine, WorkloadProfile};
+    /// use parexec::Planner;
     /// let profile = WorkloadProfile::uniform(100_000, Duration::from_micros(200));
     /// let plan = Planner::new().profile(profile).machine(Machine::with_cores(4)).plan()?;
     /// assert!(plan.parallel && plan.workers == 4);
@@ -193,7 +193,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Machine, Planner, WorkloadProfile};
+    /// use parexec::planner::{Machine, WorkloadProfile};
+    /// use parexec::Planner;
     /// let profile = WorkloadProfile::uniform(1_000_000, Duration::from_micros(100));
     /// let plan = Planner::new().profile(profile).machine(Machine::with_cores(16)).plan()?;
     /// assert_eq!((plan.parallel, plan.workers), (true, 16));
@@ -209,7 +210,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Planner, WorkloadProfile};
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::Planner;
     /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(70));
     /// let plan = Planner::new().profile(profile).serial(Duration::from_millis(300)).plan()?;
     /// assert!((plan.serial_share - 0.3).abs() < 1e-9);
@@ -231,7 +233,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Planner, WorkloadProfile};
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::Planner;
     /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(70));
     /// let plan = Planner::new().profile(profile).threshold(0.5).plan()?;
     /// assert_eq!(plan.threshold, 0.5);
@@ -251,7 +254,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Planner, WorkloadProfile};
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::Planner;
     /// let mut calls = WorkloadProfile::uniform(1000, Duration::from_millis(20));
     /// calls.cpu_share = 0.01;
     /// let plan = Planner::new().profile(calls).max_workers(8).plan()?;
@@ -354,7 +358,8 @@ impl<'a> Planner<'a> {
     ///
     /// ```standalone_crate
     /// use std::time::Duration;
-    /// use parexec::{ExecutorKind, Machine, Planner, WorkloadProfile};
+    /// use parexec::planner::{Machine, WorkloadProfile};
+    /// use parexec::{ExecutorKind, Planner};
     ///
     /// fn triple(x: u32) -> u32 { 3 * x }
     ///
@@ -382,7 +387,8 @@ const CURVE_WORKERS: [usize; 5] = [1, 2, 4, 8, 16];
 ///
 /// ```
 /// use std::time::Duration;
-/// use parexec::{Machine, Planner, WorkloadProfile};
+/// use parexec::planner::{Machine, WorkloadProfile};
+/// use parexec::Planner;
 ///
 /// let profile = WorkloadProfile::uniform(100_000, Duration::from_micros(100));
 /// let plan = Planner::new().profile(profile).machine(Machine::with_cores(2)).plan()?;
@@ -408,7 +414,7 @@ pub struct CurvePoint {
 /// The factor that most limits the speedup of a plan.
 ///
 /// ```
-/// assert_eq!(parexec::Limit::SerialPart.to_string(), "the serial part");
+/// assert_eq!(parexec::planner::Limit::SerialPart.to_string(), "the serial part");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -444,7 +450,8 @@ impl std::fmt::Display for Limit {
 ///
 /// ```
 /// use std::time::Duration;
-/// use parexec::{Planner, WorkloadProfile};
+/// use parexec::planner::WorkloadProfile;
+/// use parexec::Planner;
 ///
 /// let profile = WorkloadProfile::uniform(100_000, Duration::from_micros(100));
 /// let mut plan = Planner::new().profile(profile).plan()?;
@@ -485,7 +492,8 @@ pub struct Feedback {
 ///
 /// ```
 /// use std::time::Duration;
-/// use parexec::{Planner, WorkloadProfile};
+/// use parexec::planner::WorkloadProfile;
+/// use parexec::Planner;
 ///
 /// let profile = WorkloadProfile::uniform(1_000_000, Duration::from_micros(40));
 /// let plan = Planner::new().profile(profile).plan()?;
@@ -642,7 +650,8 @@ impl Plan {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Planner, WorkloadProfile};
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::Planner;
     /// let profile = WorkloadProfile::uniform(1000, Duration::from_millis(10));
     /// let mut plan = Planner::new().profile(profile).plan()?;
     /// plan.record_serial(Duration::from_secs(12));

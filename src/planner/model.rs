@@ -33,8 +33,9 @@
 use std::time::Duration;
 
 use crate::ExecutorKind;
-use crate::chunking::{MAX_CHUNK_DURATION, MAX_OVERHEAD_SHARE, MIN_CHUNKS_PER_WORKER};
-use crate::map::WINDOW_PER_WORKER;
+use crate::chunking::{
+    MAX_CHUNK_DURATION, MAX_OVERHEAD_SHARE, MIN_CHUNKS_PER_WORKER, WINDOW_PER_WORKER,
+};
 
 /// Throughput of a second hardware thread on a busy core, relative to a full core.
 pub(crate) const SMT_YIELD: f64 = 0.25;
@@ -43,7 +44,7 @@ pub(crate) const SMT_YIELD: f64 = 0.25;
 ///
 /// ```
 /// use std::time::Duration;
-/// let profile = parexec::WorkloadProfile::uniform(10_000, Duration::from_micros(50));
+/// let profile = parexec::planner::WorkloadProfile::uniform(10_000, Duration::from_micros(50));
 /// assert_eq!(profile.total_work(), Duration::from_millis(500));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +75,7 @@ impl WorkloadProfile {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let mut profile = parexec::WorkloadProfile::uniform(100, Duration::from_millis(1));
+    /// let mut profile = parexec::planner::WorkloadProfile::uniform(100, Duration::from_millis(1));
     /// profile.cpu_share = 0.1; // mostly waiting
     /// assert_eq!(profile.largest_item, Duration::from_millis(1));
     /// ```
@@ -95,7 +96,7 @@ impl WorkloadProfile {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let profile = parexec::WorkloadProfile::uniform(4, Duration::from_secs(1));
+    /// let profile = parexec::planner::WorkloadProfile::uniform(4, Duration::from_secs(1));
     /// assert_eq!(profile.total_work(), Duration::from_secs(4));
     /// ```
     pub fn total_work(&self) -> Duration {
@@ -111,7 +112,7 @@ impl WorkloadProfile {
 /// The CPUs this process can use, as calibration found them.
 ///
 /// ```
-/// let machine = parexec::Machine::with_cores(8);
+/// let machine = parexec::planner::Machine::with_cores(8);
 /// assert_eq!((machine.usable_cores, machine.physical_cores), (8, 8));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +138,7 @@ impl Machine {
     /// A machine of `cores` physical cores, all usable, without SMT, quota or affinity limits.
     ///
     /// ```
-    /// assert_eq!(parexec::Machine::with_cores(2).logical_cores, 2);
+    /// assert_eq!(parexec::planner::Machine::with_cores(2).logical_cores, 2);
     /// ```
     pub fn with_cores(cores: usize) -> Self {
         let cores = cores.max(1);
@@ -167,7 +168,8 @@ impl Machine {
 ///
 /// ```
 /// use std::time::Duration;
-/// use parexec::{ExecutorCosts, ExecutorKind};
+/// use parexec::planner::ExecutorCosts;
+/// use parexec::ExecutorKind;
 /// let costs = ExecutorCosts::new(ExecutorKind::Threads, Duration::from_micros(40), Duration::from_micros(5));
 /// assert_eq!(costs.transfer_ns_per_byte, 0.0);
 /// ```
@@ -189,7 +191,8 @@ impl ExecutorCosts {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{ExecutorCosts, ExecutorKind};
+    /// use parexec::planner::ExecutorCosts;
+    /// use parexec::ExecutorKind;
     /// let mut costs = ExecutorCosts::new(ExecutorKind::Processes, Duration::from_millis(2), Duration::from_micros(60));
     /// costs.transfer_ns_per_byte = 1.5;
     /// assert_eq!(costs.kind, ExecutorKind::Processes);

@@ -22,11 +22,10 @@
 //! weights of all items give the total, the spread and the largest item: an outlier that the
 //! sample missed still shows.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use super::model::WorkloadProfile;
-use crate::{Error, Payload};
+use crate::{Error, Payload, unwind};
 
 /// Share of the estimated total time the pilot may spend.
 const PILOT_SHARE: f64 = 0.02;
@@ -93,7 +92,7 @@ where
         let wall_before = Instant::now();
         let results: Vec<Option<R>> = args
             .into_iter()
-            .map(|a| catch_unwind(AssertUnwindSafe(|| f(a))).ok())
+            .map(|a| unwind::catch(|| f(a)).ok())
             .collect();
         let wall = wall_before.elapsed();
         let cpu = thread_cpu_time()

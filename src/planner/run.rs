@@ -5,8 +5,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Plan;
-use crate::in_place::Slots;
-use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
 use crate::{Error, ExecutorKind, Map, Payload, ProcessPool, ThreadPool};
 
 impl Plan {
@@ -25,7 +24,8 @@ impl Plan {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::{Planner, WorkloadProfile};
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::Planner;
     ///
     /// fn slow_square(x: u64) -> u64 {
     ///     std::thread::sleep(Duration::from_millis(1));
@@ -46,7 +46,7 @@ impl Plan {
         I: IntoIterator<Item = A>,
     {
         if !self.parallel {
-            crate::panic_location::install_hook();
+            crate::unwind::install_hook();
             return Ok(Map::new(items.into_iter(), Box::new(Inline { f })).with_plan(self));
         }
         Ok(match self.kind {
@@ -68,25 +68,6 @@ fn started<P>(slot: &OnceLock<P>, start: impl FnOnce() -> Result<P, Error>) -> R
     }
     let pool = start()?;
     Ok(slot.get_or_init(|| pool))
-}
-
-impl<I: Iterator, R> Map<'_, I, R> {
-    /// Uses the chunk size of `plan` instead of sizing chunks automatically.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use parexec::{Planner, ThreadPool, WorkloadProfile};
-    ///
-    /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(20));
-    /// let plan = Planner::new().profile(profile).plan()?;
-    /// let pool = ThreadPool::new(plan.workers)?;
-    /// let n = pool.map(|x: u32| x + 1, 0..10_000).with_plan(&plan).count();
-    /// assert_eq!(n, 10_000);
-    /// # Ok::<(), parexec::Error>(())
-    /// ```
-    pub fn with_plan(self, plan: &Plan) -> Self {
-        self.chunksize(plan.chunksize.max(1))
-    }
 }
 
 /// Runs each chunk at once on the dispatching thread: the serial mode of a plan, with the

@@ -12,10 +12,8 @@
 //! monomorphised for that `(A, R)`, which knows how to decode `A`s and encode `R`s. The worker
 //! itself stays non-generic.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use super::protocol::RemoteFailure;
-use crate::{Error, Payload};
+use crate::{Payload, unwind};
 
 /// The worker-side entry point for one `(A, R)` pair: runs the function at `func` over the
 /// postcard `Vec<A>` in `input`, appending a postcard `Vec<Result<R, RemoteFailure>>` to `out`.
@@ -75,16 +73,9 @@ pub(crate) fn trampoline<A: Payload, R: Payload>(
     // encoded one by one and still decode as one `Vec`.
     encode(&items.len(), out)?;
     for item in items {
-        let outcome = catch_unwind(AssertUnwindSafe(|| f(item))).map_err(|payload| {
-            match Error::from_panic(payload) {
-                Error::Panicked { message, location } => {
-                    RemoteFailure::Panicked { message, location }
-                }
-                other => RemoteFailure::Panicked {
-                    message: other.to_string(),
-                    location: None,
-                },
-            }
+        let outcome = unwind::catch(|| f(item)).map_err(|panic| RemoteFailure::Panicked {
+            message: panic.message,
+            location: panic.location,
         });
         let mark = out.len();
         let encoded = match &outcome {
@@ -101,9 +92,7 @@ pub(crate) fn trampoline<A: Payload, R: Payload>(
 
 fn encode<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), RemoteFailure> {
     // A `Serialize` impl may panic as well as fail; either way only this value is lost.
-    match catch_unwind(AssertUnwindSafe(|| {
-        postcard::to_io(value, &mut *out).map(drop)
-    })) {
+    match unwind::catch(|| postcard::to_io(value, &mut *out).map(drop)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RemoteFailure::Serialization(format!(
             "could not encode the result: {e}"
@@ -133,7 +122,7 @@ mod tests {
 
     #[test]
     fn trampoline_fails_only_the_panicking_item() {
-        crate::panic_location::install_hook();
+        unwind::install_hook();
         let input = postcard::to_stdvec(&vec![1_u32, 13, 5]).unwrap();
         let mut out = Vec::new();
         let tramp: Trampoline = trampoline::<u32, u32>;

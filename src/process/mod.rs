@@ -11,6 +11,8 @@
 #[cfg(unix)]
 mod code;
 #[cfg(unix)]
+mod launch;
+#[cfg(unix)]
 mod pool;
 #[cfg(unix)]
 mod protocol;
@@ -25,13 +27,6 @@ use std::time::Duration;
 
 use crate::map::{ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
-
-/// The largest frame (one message: a task's argument or a chunk's results) by default: 512 MiB.
-///
-/// ```
-/// assert_eq!(parexec::DEFAULT_MAX_FRAME_SIZE, 512 << 20);
-/// ```
-pub const DEFAULT_MAX_FRAME_SIZE: usize = 512 << 20;
 
 /// Makes this process a worker if a [`ProcessPool`] started it; otherwise returns at once.
 ///
@@ -123,6 +118,14 @@ pub struct ProcessPool {
 }
 
 impl ProcessPool {
+    /// The largest frame (one message: a task's argument or a chunk's results) by default:
+    /// 512 MiB. See [`ProcessPoolBuilder::max_frame_size`].
+    ///
+    /// ```
+    /// assert_eq!(parexec::ProcessPool::DEFAULT_MAX_FRAME_SIZE, 512 << 20);
+    /// ```
+    pub const DEFAULT_MAX_FRAME_SIZE: usize = 512 << 20;
+
     /// A pool of `workers` worker processes, started at once.
     ///
     /// # Errors
@@ -414,7 +417,7 @@ impl Default for ProcessPoolBuilder {
             env: Vec::new(),
             args: Vec::new(),
             retries: 0,
-            max_frame: DEFAULT_MAX_FRAME_SIZE,
+            max_frame: ProcessPool::DEFAULT_MAX_FRAME_SIZE,
         }
     }
 }
@@ -538,7 +541,7 @@ impl ProcessPoolBuilder {
     }
 
     /// The largest message in either direction, in bytes (default
-    /// [`DEFAULT_MAX_FRAME_SIZE`]). Larger arguments fail at once with
+    /// [`ProcessPool::DEFAULT_MAX_FRAME_SIZE`]). Larger arguments fail at once with
     /// [`Error::InvalidArgument`]; larger results fail their task with
     /// [`Error::Serialization`].
     ///

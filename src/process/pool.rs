@@ -30,7 +30,6 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -43,7 +42,7 @@ use super::protocol::{self, FromWorker, RemoteFailure, ToWorker};
 use super::spawn::{self, SpawnConfig, Worker};
 use crate::future::{Promise, promise};
 use crate::map::Chunk;
-use crate::{Error, Future, Payload, Stats};
+use crate::{Error, Future, Payload, Stats, unwind};
 
 /// A round trip through a worker, which the in-flight window has to cover.
 const ROUND_TRIP_NANOS: f64 = 200_000.0;
@@ -84,7 +83,7 @@ trait Job: Send {
 /// Runs serde code of the user's types, so that a `Serialize` or `Deserialize` that panics
 /// fails only its own task instead of a pool thread (or the caller).
 fn guarded<T>(what: &str, serde: impl FnOnce() -> postcard::Result<T>) -> Result<T, Error> {
-    match catch_unwind(AssertUnwindSafe(serde)) {
+    match unwind::catch(serde) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(Error::Serialization(format!("could not {what}: {e}"))),
         Err(_) => Err(Error::Serialization(format!(
@@ -315,7 +314,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Starts the supervisors; for an eager pool, waits until every worker has shaken hands.
     pub(crate) fn start(config: Config) -> Result<Arc<Self>, Error> {
-        crate::panic_location::install_hook();
+        unwind::install_hook();
         let workers = config.workers;
         let lazy = config.lazy;
         let shared = Arc::new(Shared {
@@ -348,7 +347,7 @@ impl Shared {
                 Err(e) => {
                     shared.state.lock().live -= workers - slot;
                     shared.shutdown();
-                    return Err(Error::Io(e));
+                    return Err(Error::from(e));
                 }
             }
         }

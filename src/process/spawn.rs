@@ -20,13 +20,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::code;
+use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, ToWorker};
-use super::worker::{ENV, WorkerConfig};
 use crate::{Error, WorkerExit};
 
 /// How long a new worker may take to say hello. A binary whose `main` does not call
@@ -81,24 +80,6 @@ pub(crate) fn exit_of(status: ExitStatus) -> WorkerExit {
     }
 }
 
-/// A hash of this executable's identity on disk; equal in the parent and its workers exactly
-/// when they run the same file.
-pub(crate) fn identity() -> u64 {
-    static IDENTITY: OnceLock<u64> = OnceLock::new();
-    *IDENTITY.get_or_init(|| {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata("/proc/self/exe")
-            .or_else(|_| std::env::current_exe().and_then(std::fs::metadata));
-        let mut hasher = std::hash::DefaultHasher::new();
-        match metadata {
-            Ok(m) => (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()).hash(&mut hasher),
-            // Without metadata, the protocol version and offsets checks still apply.
-            Err(_) => 0_u8.hash(&mut hasher),
-        }
-        hasher.finish()
-    })
-}
-
 fn program() -> Result<(std::path::PathBuf, Option<std::path::PathBuf>), Error> {
     let current = std::env::current_exe()?;
     if cfg!(target_os = "linux") {
@@ -129,7 +110,7 @@ fn nonce() -> u64 {
 /// [`Error::Io`] if the process cannot start, [`Error::Handshake`] if it is not a parexec
 /// worker of this build, [`Error::Initializer`] if the initializer panics.
 pub(crate) fn spawn(config: &SpawnConfig) -> Result<(Worker, UnixStream), Error> {
-    if super::worker::is_stray_worker() {
+    if launch::is_stray_worker() {
         return Err(Error::Handshake(
             "this process was started as a parexec worker, but its main did not call parexec::init() first".into(),
         ));
@@ -187,7 +168,7 @@ fn handshake(
                     "worker speaks protocol {version}, this build speaks {PROTOCOL_VERSION}"
                 )));
             }
-            if theirs != identity() {
+            if theirs != launch::identity() {
                 return Err(Error::Handshake(
                     "the worker runs a different build of the executable".into(),
                 ));
@@ -282,6 +263,6 @@ fn next_message(worker: &mut Worker) -> Result<Option<FromWorker>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             Err(Error::Protocol(e.to_string()))
         }
-        Err(e) => Err(Error::Io(e)),
+        Err(e) => Err(Error::from(e)),
     }
 }

@@ -22,48 +22,16 @@
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::code::{self, Trampoline};
+use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, RemoteFailure, ToWorker};
-use crate::Error;
-
-/// The environment variable that marks a worker: `<parent pid>:<nonce>:<max frame>`.
-pub(crate) const ENV: &str = "PAREXEC_WORKER";
-
-/// Set once this process serves as a worker, so that pools built by tasks inside a worker are
-/// told apart from pools built by a worker whose `main` never called [`init`].
-static SERVING: AtomicBool = AtomicBool::new(false);
-
-/// What the parent told a worker through [`ENV`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WorkerConfig {
-    pub(crate) parent: u32,
-    pub(crate) nonce: u64,
-    pub(crate) max_frame: usize,
-}
-
-impl WorkerConfig {
-    pub(crate) fn to_env(self) -> String {
-        format!("{}:{}:{}", self.parent, self.nonce, self.max_frame)
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        let mut fields = value.split(':');
-        let config = WorkerConfig {
-            parent: fields.next()?.parse().ok()?,
-            nonce: fields.next()?.parse().ok()?,
-            max_frame: fields.next()?.parse().ok()?,
-        };
-        fields.next().is_none().then_some(config)
-    }
-}
+use crate::{Error, unwind};
 
 /// Serves as a worker if the parent pool started this process; see [`crate::init`].
 pub(crate) fn init() {
-    if let Some(config) = worker_config() {
+    if let Some(config) = WorkerConfig::from_env() {
         serve(config);
     }
     if std::env::var_os(ENV).is_some() && stdin_is_socket() {
@@ -71,13 +39,6 @@ pub(crate) fn init() {
         // serve, and running `main` as an ordinary program would be wrong.
         exit_now(0);
     }
-}
-
-/// The configuration, if this process was started as a worker by its parent. A process that a
-/// worker starts inherits the variable but has another parent, so it stays ordinary.
-fn worker_config() -> Option<WorkerConfig> {
-    let config = WorkerConfig::parse(std::env::var(ENV).ok()?.as_str())?;
-    (std::os::unix::process::parent_id() == config.parent).then_some(config)
 }
 
 fn stdin_is_socket() -> bool {
@@ -89,15 +50,10 @@ fn stdin_is_socket() -> bool {
         .is_ok_and(|m| m.file_type().is_socket())
 }
 
-/// Whether this process was started as a worker but its `main` did not hand over to [`init`].
-pub(crate) fn is_stray_worker() -> bool {
-    !SERVING.load(Ordering::Relaxed) && worker_config().is_some()
-}
-
 /// Serves tasks until the parent goes away, then exits.
 fn serve(config: WorkerConfig) -> ! {
-    SERVING.store(true, Ordering::Relaxed);
-    crate::panic_location::install_hook();
+    launch::serving();
+    unwind::install_hook();
     let code = match take_socket(config).and_then(|socket| run(socket, config)) {
         Ok(()) => 0,
         Err(_) => 1,
@@ -140,7 +96,7 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
     let incoming = spawn_reader(socket, config.max_frame)?;
     let hello = FromWorker::Hello {
         version: PROTOCOL_VERSION,
-        identity: super::spawn::identity(),
+        identity: launch::identity(),
         pid: std::process::id(),
         nonce: config.nonce,
     };
@@ -152,12 +108,12 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
                 // SAFETY: the parent sends this offset only after the handshake confirmed that
                 // we run the same executable, and only for a `fn()` (the builder's initializer).
                 let initializer: fn() = unsafe { code::resolve(initializer) };
-                match catch_unwind(initializer) {
+                match unwind::catch(initializer) {
                     Ok(()) => send(&mut writer, &FromWorker::InitDone, config.max_frame, |_| {
                         Ok(())
                     })?,
-                    Err(payload) => {
-                        let message = Error::from_panic(payload).to_string();
+                    Err(panic) => {
+                        let message = Error::from(panic).to_string();
                         send(
                             &mut writer,
                             &FromWorker::InitFailed { message },
@@ -191,12 +147,11 @@ fn run_task(
     let trampoline: Trampoline = unsafe { code::resolve(trampoline) };
     let started = Instant::now();
     let mut results = Vec::new();
-    let outcome = catch_unwind(AssertUnwindSafe(|| trampoline(func, payload, &mut results)))
-        .unwrap_or_else(|_| {
-            Err(RemoteFailure::Serialization(
-                "decoding the argument panicked".into(),
-            ))
-        });
+    let outcome = unwind::catch(|| trampoline(func, payload, &mut results)).unwrap_or_else(|_| {
+        Err(RemoteFailure::Serialization(
+            "decoding the argument panicked".into(),
+        ))
+    });
     let compute_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     let done = match outcome {
         Ok(()) => protocol::encode_frame(&FromWorker::Done { id, compute_ns }, max_frame, |out| {
@@ -259,21 +214,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_round_trips_through_the_environment_format() {
-        let config = WorkerConfig {
-            parent: 42,
-            nonce: 7,
-            max_frame: 1 << 20,
-        };
-        assert_eq!(WorkerConfig::parse(&config.to_env()), Some(config));
-        assert_eq!(WorkerConfig::parse("1:2"), None);
-        assert_eq!(WorkerConfig::parse("1:2:3:4"), None);
-        assert_eq!(WorkerConfig::parse("x:2:3"), None);
-    }
-
-    #[test]
     fn init_returns_at_once_outside_a_worker() {
         init();
-        assert!(!is_stray_worker());
+        assert!(!launch::is_stray_worker());
     }
 }

@@ -1,5 +1,5 @@
-//! In-place output for [`Map::collect_vec`](crate::Map::collect_vec): workers write each
-//! chunk's results straight into the final vector.
+//! In-place output for [`Map::collect_vec`]: workers write each chunk's results straight into
+//! the final vector. The map's `Drop`, which this relies on, is here too.
 //!
 //! # Why
 //!
@@ -20,15 +20,15 @@
 //!   owns those values: dropping it drops them.
 //! * [`OutputBuffer::commit`] takes runs only where the vector's initialised prefix ends and
 //!   then extends the vector's length over them.
-//! * The buffer must outlive every write: the map's `Drop` waits for each chunk that holds
-//!   slots and has started (a cancelled one never writes), before its fields, the buffer
-//!   among them, are dropped. A `Slots` dropped unused holds only a raw pointer.
+//! * The buffer must outlive every write: the map's `Drop` (below) waits for each chunk that
+//!   holds slots and has started (a cancelled one never writes), before its fields, the
+//!   buffer among them, are dropped. `Map` declares the buffer last for the same reason. A
+//!   `Slots` dropped unused holds only a raw pointer.
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 
-use crate::Error;
+use super::Map;
+use crate::{Error, unwind};
 
 /// The final vector of a `collect_vec`, filled by chunks in place.
 pub(crate) struct OutputBuffer<R> {
@@ -153,7 +153,7 @@ unsafe impl<R: Send> Send for Slots<R> {}
 
 impl<R> Slots<R> {
     /// Writes `f(item)` for each item, front to back. A panic in `f` stops the run: the values
-    /// written so far come back with the panic's payload.
+    /// written so far come back with the panic.
     ///
     /// # Panics
     ///
@@ -162,13 +162,13 @@ impl<R> Slots<R> {
         self,
         items: Vec<A>,
         f: impl Fn(A) -> R,
-    ) -> (Written<R>, Option<Box<dyn Any + Send>>) {
+    ) -> (Written<R>, Option<unwind::Panic>) {
         assert_eq!(items.len(), self.len, "a chunk fills exactly its slots");
         let mut run = Written {
             start: self.start,
             len: 0,
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = unwind::catch(|| {
             for item in items {
                 let value = f(item);
                 // SAFETY: `run.len < self.len`, since there are exactly `self.len` items and
@@ -178,7 +178,7 @@ impl<R> Slots<R> {
                 unsafe { run.start.add(run.len).write(value) };
                 run.len += 1;
             }
-        }));
+        });
         (run, outcome.err())
     }
 }
@@ -214,6 +214,82 @@ impl<R> Drop for Written<R> {
         // The buffer is still allocated, because the map waits for every started chunk before
         // freeing it, and a run never outlives its chunk's result.
         unsafe { std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.start, self.len)) }
+    }
+}
+
+impl<I: Iterator, R> Map<'_, I, R> {
+    /// Runs the whole map and collects its values in input order, or returns the first error
+    /// in input order: what `collect::<Result<Vec<R>, Error>>()` returns, but faster.
+    ///
+    /// When the input's length is known exactly (its `size_hint` says so) and nothing has been
+    /// taken from the map yet, the vector is allocated once at its final size. Thread-pool
+    /// workers then write each chunk's results straight into it, so no thread copies them
+    /// again and the vector's fresh memory is touched by all the workers instead of by the
+    /// calling thread alone; results from worker processes are moved in one chunk at a time.
+    /// In every other case this is `collect`.
+    ///
+    /// A panic in `f` fails the collection with that item's [`Error::Panicked`] (the earliest
+    /// such item, in input order). On any error, chunks that have not started are cancelled and
+    /// the values already computed are dropped. Before it returns, this waits for the chunks
+    /// that are running, since they write into its vector.
+    ///
+    /// # Errors
+    ///
+    /// The first error in input order: a panic in `f`, a chunk that failed as a whole (its
+    /// worker process died, say, or the pool shut down), an invalid
+    /// [`chunksize`](Map::chunksize) or [`buffersize`](Map::buffersize), or
+    /// [`Error::InvalidArgument`] if the input's exact length is more than a vector can hold or
+    /// it yields more items than that length.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let squares = pool.map(|x: u64| x * x, 0..100_000).collect_vec()?;
+    /// assert_eq!(squares.len(), 100_000);
+    /// assert_eq!(squares[99_999], 99_999 * 99_999);
+    ///
+    /// let failed = pool.map(|x: u64| 10 / x, 0..10).collect_vec();
+    /// assert!(matches!(failed, Err(parexec::Error::Panicked { .. })));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn collect_vec(mut self) -> Result<Vec<R>, Error> {
+        if let Some(error) = self.config_error.take() {
+            return Err(error);
+        }
+        let untouched = self.next_seq == 0 && !self.finished;
+        let exact_len = match self.items.size_hint() {
+            (low, Some(high)) if low == high && untouched => low,
+            _ => return self.collect(),
+        };
+        self.output = OutputBuffer::with_capacity(exact_len)?;
+        self.collecting = true;
+        while let Some((_, _, outcome)) = self.next_chunk() {
+            let chunk = outcome?;
+            if let Some((_, error)) = chunk.failures.into_iter().next() {
+                return Err(error);
+            }
+            self.output.commit(chunk.written);
+            self.output.append(chunk.values);
+        }
+        Ok(std::mem::take(&mut self.output).into_vec())
+    }
+}
+
+impl<I: Iterator, R> Drop for Map<'_, I, R> {
+    fn drop(&mut self) {
+        // Chunks writing into the output buffer must be done with it before the buffer is
+        // freed, as scoped threads must finish before their scope ends. Only a collecting map
+        // hands out slots, and then to every chunk, since it collects from the start.
+        let writes_in_place = self.collecting && self.dispatch.in_place().is_some();
+        for slot in &mut self.in_flight {
+            let Some(future) = slot.future.take() else {
+                continue;
+            };
+            // A chunk that has not started is cancelled and never writes; a started one is
+            // waited for, and its result dropped here.
+            if !future.cancel() && writes_in_place {
+                drop(future.result());
+            }
+        }
     }
 }
 

@@ -12,201 +12,30 @@
 //! Ordered mode waits for the oldest chunk; unordered mode registers a completion callback
 //! per chunk that sends its sequence number down a channel, and takes whichever arrives.
 
+mod chunk;
+mod dispatch;
+mod in_place;
+
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::chunking::ChunkSizer;
-use crate::in_place::{OutputBuffer, Slots, Written};
+pub(crate) use self::chunk::Chunk;
+pub(crate) use self::dispatch::{ChunkDispatch, DispatchInto, Dispatched};
+pub(crate) use self::in_place::Slots;
+
+use self::chunk::Ready;
+use self::in_place::OutputBuffer;
+use crate::Plan;
+use crate::chunking::{ChunkSizer, WINDOW_PER_WORKER};
 use crate::{Error, Future};
-
-/// What a worker returns for one chunk: the successful values in input order, plus the
-/// failed items by their position in the chunk. Keeping failures aside keeps the hot path a
-/// plain `Vec<R>`, a fraction of the memory traffic of one `Result<R, Error>` per item.
-pub(crate) struct Chunk<R> {
-    values: Vec<R>,
-    /// The values of a chunk written in place instead (see [`Map::collect_vec`]).
-    written: Written<R>,
-    /// `(position in chunk, error)`, by ascending position.
-    failures: Vec<(usize, Error)>,
-    /// Time the worker spent running the function over the whole chunk.
-    compute: Duration,
-}
-
-impl<R> Chunk<R> {
-    /// Runs `f` over `items`. A panic fails only its own item: the loop resumes after it.
-    pub(crate) fn run<A>(f: impl Fn(A) -> R, items: Vec<A>) -> Self {
-        let started = Instant::now();
-        let mut values = Vec::with_capacity(items.len());
-        let mut failures = Vec::new();
-        let mut items = items.into_iter();
-        // One `catch_unwind` per chunk (and one more per panic), not per item.
-        while let Err(payload) =
-            catch_unwind(AssertUnwindSafe(|| values.extend(items.by_ref().map(&f))))
-        {
-            failures.push((values.len() + failures.len(), Error::from_panic(payload)));
-        }
-        Chunk {
-            values,
-            written: Written::empty(),
-            failures,
-            compute: started.elapsed(),
-        }
-    }
-
-    /// Runs `f` over `items`, writing the values into `slots`. Unlike [`Chunk::run`] it stops
-    /// at the first panic: the whole collection fails then, so the items after it need not run.
-    pub(crate) fn run_into<A>(f: impl Fn(A) -> R, items: Vec<A>, slots: Slots<R>) -> Self {
-        let started = Instant::now();
-        let (written, panic) = slots.fill(items, f);
-        let failures = panic
-            .map(|payload| vec![(written.len(), Error::from_panic(payload))])
-            .unwrap_or_default();
-        Chunk {
-            values: Vec::new(),
-            written,
-            failures,
-            compute: started.elapsed(),
-        }
-    }
-
-    /// A chunk from per-item outcomes computed elsewhere (a worker process).
-    pub(crate) fn from_results(
-        results: impl IntoIterator<Item = Result<R, Error>>,
-        compute: Duration,
-    ) -> Self {
-        let mut values = Vec::new();
-        let mut failures = Vec::new();
-        for (position, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(value) => values.push(value),
-                Err(error) => failures.push((position, error)),
-            }
-        }
-        Chunk {
-            values,
-            written: Written::empty(),
-            failures,
-            compute,
-        }
-    }
-
-    /// The number of items the chunk ran.
-    fn len(&self) -> usize {
-        self.values.len() + self.written.len() + self.failures.len()
-    }
-}
-
-/// The results of one chunk being handed out, item by item.
-///
-/// The hot path, a chunk without failures, is one `vec::IntoIter::next`: positions are derived
-/// from what is left rather than counted per item.
-struct Ready<R> {
-    values: std::vec::IntoIter<R>,
-    failures: std::vec::IntoIter<(usize, Error)>,
-    next_failure: Option<(usize, Error)>,
-    chunk_len: usize,
-    /// Input index of the chunk's first item.
-    first_index: usize,
-}
-
-impl<R> Ready<R> {
-    fn empty() -> Self {
-        Self::new(Vec::new(), Vec::new(), 0)
-    }
-
-    fn new(values: Vec<R>, failures: Vec<(usize, Error)>, first_index: usize) -> Self {
-        let chunk_len = values.len() + failures.len();
-        let mut failures = failures.into_iter();
-        Ready {
-            values: values.into_iter(),
-            next_failure: failures.next(),
-            failures,
-            chunk_len,
-            first_index,
-        }
-    }
-
-    /// Every item of a chunk that failed as a whole gets the chunk's error.
-    fn all_failed(len: usize, error: &Error, first_index: usize) -> Self {
-        Self::new(
-            Vec::new(),
-            (0..len).map(|p| (p, error.clone())).collect(),
-            first_index,
-        )
-    }
-
-    fn len(&self) -> usize {
-        self.values.len() + self.failures.len() + usize::from(self.next_failure.is_some())
-    }
-
-    /// The input index of the item the next call to `next` returns.
-    fn next_index(&self) -> usize {
-        self.first_index + self.chunk_len - self.len()
-    }
-
-    #[inline]
-    fn next(&mut self) -> Option<Result<R, Error>> {
-        if let Some((failed_at, _)) = &self.next_failure {
-            if *failed_at == self.chunk_len - self.len() {
-                let (_, error) = std::mem::replace(&mut self.next_failure, self.failures.next())?;
-                return Some(Err(error));
-            }
-        }
-        self.values.next().map(Ok)
-    }
-}
-
-/// How an executor runs one chunk of a `map`.
-pub(crate) trait ChunkDispatch<A, R> {
-    /// Runs the mapped function over `items` on some worker.
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R>;
-    /// The number of workers, for the chunks-per-worker rule.
-    fn workers(&self) -> usize;
-    /// Estimated fixed cost of one dispatch, which drives the automatic chunk size.
-    fn chunk_overhead(&self) -> Duration;
-    /// The in-place form of `dispatch`, for executors whose workers share this process's
-    /// memory; `None` for those that return values by message.
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>>;
-}
-
-/// Runs one chunk of a map with its results written straight into the output's slots.
-pub(crate) trait DispatchInto<A, R> {
-    /// Runs the mapped function over `items` on some worker, writing into `slots`, which are
-    /// exactly as many as the items.
-    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R>;
-}
-
-/// A dispatched chunk: its future, and for executors in this process a way for the consumer
-/// to run the chunk itself if no worker has started it yet.
-pub(crate) struct Dispatched<R> {
-    pub(crate) future: Future<Chunk<R>>,
-    /// Runs the chunk on the calling thread unless a worker claimed it first (then a no-op).
-    pub(crate) run_here: Option<Box<dyn FnOnce() + Send>>,
-}
-
-impl<R> Dispatched<R> {
-    /// A chunk whose outcome is known at dispatch: it ran inline, or failed before it could
-    /// run.
-    pub(crate) fn ready(outcome: Result<Chunk<R>, Error>) -> Self {
-        Dispatched {
-            future: Future::ready(outcome),
-            run_here: None,
-        }
-    }
-}
 
 /// The longest chunk the consumer runs itself rather than wait for a worker: about what a
 /// thread wake-up costs. Longer chunks would make the consumer a third CPU-bound thread that
 /// stops refilling the window.
 const RUN_HERE_LIMIT: Duration = Duration::from_micros(100);
-
-/// Default in-flight chunks per worker: enough to hide one slow chunk at the head of the
-/// order, few enough to keep memory small.
-pub(crate) const WINDOW_PER_WORKER: usize = 4;
 
 struct InFlight<R> {
     seq: u64,
@@ -471,60 +300,25 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         }
         Some((first_index, len, outcome))
     }
+}
 
-    /// Runs the whole map and collects its values in input order, or returns the first error
-    /// in input order: what `collect::<Result<Vec<R>, Error>>()` returns, but faster.
-    ///
-    /// When the input's length is known exactly (its `size_hint` says so) and nothing has been
-    /// taken from the map yet, the vector is allocated once at its final size. Thread-pool
-    /// workers then write each chunk's results straight into it, so no thread copies them
-    /// again and the vector's fresh memory is touched by all the workers instead of by the
-    /// calling thread alone; results from worker processes are moved in one chunk at a time.
-    /// In every other case this is `collect`.
-    ///
-    /// A panic in `f` fails the collection with that item's [`Error::Panicked`] (the earliest
-    /// such item, in input order). On any error, chunks that have not started are cancelled and
-    /// the values already computed are dropped. Before it returns, this waits for the chunks
-    /// that are running, since they write into its vector.
-    ///
-    /// # Errors
-    ///
-    /// The first error in input order: a panic in `f`, a chunk that failed as a whole (its
-    /// worker process died, say, or the pool shut down), an invalid
-    /// [`chunksize`](Map::chunksize) or [`buffersize`](Map::buffersize), or
-    /// [`Error::InvalidArgument`] if the input's exact length is more than a vector can hold or
-    /// it yields more items than that length.
+impl<I: Iterator, R> Map<'_, I, R> {
+    /// Uses the chunk size of `plan` instead of sizing chunks automatically.
     ///
     /// ```
-    /// let pool = parexec::ThreadPool::new(2)?;
-    /// let squares = pool.map(|x: u64| x * x, 0..100_000).collect_vec()?;
-    /// assert_eq!(squares.len(), 100_000);
-    /// assert_eq!(squares[99_999], 99_999 * 99_999);
+    /// use std::time::Duration;
+    /// use parexec::{Planner, ThreadPool};
+    /// use parexec::planner::WorkloadProfile;
     ///
-    /// let failed = pool.map(|x: u64| 10 / x, 0..10).collect_vec();
-    /// assert!(matches!(failed, Err(parexec::Error::Panicked { .. })));
+    /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(20));
+    /// let plan = Planner::new().profile(profile).plan()?;
+    /// let pool = ThreadPool::new(plan.workers)?;
+    /// let n = pool.map(|x: u32| x + 1, 0..10_000).with_plan(&plan).count();
+    /// assert_eq!(n, 10_000);
     /// # Ok::<(), parexec::Error>(())
     /// ```
-    pub fn collect_vec(mut self) -> Result<Vec<R>, Error> {
-        if let Some(error) = self.config_error.take() {
-            return Err(error);
-        }
-        let untouched = self.next_seq == 0 && !self.finished;
-        let exact_len = match self.items.size_hint() {
-            (low, Some(high)) if low == high && untouched => low,
-            _ => return self.collect(),
-        };
-        self.output = OutputBuffer::with_capacity(exact_len)?;
-        self.collecting = true;
-        while let Some((_, _, outcome)) = self.next_chunk() {
-            let chunk = outcome?;
-            if let Some((_, error)) = chunk.failures.into_iter().next() {
-                return Err(error);
-            }
-            self.output.commit(chunk.written);
-            self.output.append(chunk.values);
-        }
-        Ok(std::mem::take(&mut self.output).into_vec())
+    pub fn with_plan(self, plan: &Plan) -> Self {
+        self.chunksize(plan.chunksize.max(1))
     }
 }
 
@@ -571,25 +365,6 @@ impl<I: Iterator, R> Iterator for Map<'_, I, R> {
             known.saturating_add(low),
             high.and_then(|h| h.checked_add(known)),
         )
-    }
-}
-
-impl<I: Iterator, R> Drop for Map<'_, I, R> {
-    fn drop(&mut self) {
-        // Chunks writing into the output buffer must be done with it before the buffer is
-        // freed, as scoped threads must finish before their scope ends. Only a collecting map
-        // hands out slots, and then to every chunk, since it collects from the start.
-        let writes_in_place = self.collecting && self.dispatch.in_place().is_some();
-        for slot in &mut self.in_flight {
-            let Some(future) = slot.future.take() else {
-                continue;
-            };
-            // A chunk that has not started is cancelled and never writes; a started one is
-            // waited for, and its result dropped here.
-            if !future.cancel() && writes_in_place {
-                drop(future.result());
-            }
-        }
     }
 }
 

@@ -1,0 +1,290 @@
+//! The future state machine shared by every executor.
+//!
+//! # Design
+//!
+//! A task's producer side ([`Promise`]) and consumer side ([`Future`]) share one
+//! `Arc<Shared<T>>`: a mutex-protected [`Inner`] plus a condition variable. The stages are
+//!
+//! ```text
+//!            start()              resolve(outcome)
+//! Pending ─────────────▶ Running ───────────────────▶ Done { outcome }
+//!    │                                                   ▲      │ take (result)
+//!    ├── cancel() ──▶ Done { Err(Cancelled) } ───────────┘      ▼
+//!    └── resolve(outcome) without running (shutdown, a payload that would not serialize)
+//!                                                         Done { taken }
+//! ```
+//!
+//! * `cancel` wins only from `Pending`; once a worker has called `start`, it fails.
+//! * `resolve` on a `Done` future (cancelled while queued) drops the late outcome, so a future
+//!   resolves exactly once even when cancel races completion.
+//! * A `Promise` dropped without resolving resolves its future with `Cancelled` (never started)
+//!   or `Shutdown` (started), so no consumer ever waits forever.
+//! * Done-callbacks run exactly once, on the thread that resolves the future, or at once on the
+//!   registering thread if it is already done. They run under the future's lock: a callback has
+//!   no handle to its own future, so it cannot re-enter it.
+//!
+//! The shared state lives alone (a [`Promise`] and its `Future`) or embedded in the allocation
+//! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
+//! future's state, which saves an allocation per task. Either way the stages are the same.
+
+mod state;
+#[cfg(test)]
+mod test;
+mod wait;
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+pub(crate) use self::state::{EmbedsState, Promise, Shared, promise};
+pub(crate) use self::wait::{help_until, register_helper};
+
+use self::state::{Stage, StateRef, run_callback};
+use crate::Error;
+
+/// The handle to a task's eventual result: `Result<T, parexec::Error>`.
+///
+/// Every executor returns this same type, so code that waits on results does not care whether
+/// a thread or a worker process ran the task. A future is `Send` (when `T` is), so it can be
+/// waited on from any thread, and it implements [`std::future::Future`], so async code can
+/// `.await` it.
+///
+/// Dropping a `Future` does not cancel its task; call [`cancel`](Future::cancel) for that.
+///
+/// # Panics in tasks
+///
+/// A task that panics resolves its future to [`Error::Panicked`] with the message and location;
+/// nothing is re-raised in the caller.
+///
+/// ```
+/// use parexec::ThreadPool;
+/// use std::time::Duration;
+///
+/// let pool = ThreadPool::new(2)?;
+/// let mut answer = pool.submit(|| 6 * 7);
+/// answer.add_done_callback(|outcome| assert_eq!(outcome.ok(), Some(&42)));
+/// assert_eq!(answer.result_timeout(Duration::from_secs(10))?, 42);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+pub struct Future<T> {
+    state: StateRef<T>,
+}
+
+impl<T> Future<T> {
+    /// The future of a task whose allocation carries the state.
+    pub(crate) fn embedded(task: Arc<dyn EmbedsState<T>>) -> Self {
+        Future {
+            state: StateRef::Embedded(task),
+        }
+    }
+
+    fn shared(&self) -> &Shared<T> {
+        self.state.shared()
+    }
+
+    /// A future that is already resolved, for results known without running anything.
+    pub(crate) fn ready(outcome: Result<T, Error>) -> Self {
+        let (promise, future) = promise();
+        promise.complete(outcome);
+        future
+    }
+
+    /// Blocks until the task finishes and returns its result.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Panicked`] if the task panicked, [`Error::Cancelled`] if it was cancelled,
+    /// [`Error::Shutdown`] if its executor shut down first, [`Error::ResultTaken`] if an earlier
+    /// [`result_timeout`](Future::result_timeout) already returned the result, and any
+    /// executor-specific failure (for example [`Error::WorkerDied`]).
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// assert_eq!(pool.submit(|| "done").result()?, "done");
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn result(self) -> Result<T, Error> {
+        self.wait_until(None);
+        self.take()
+    }
+
+    /// Like [`result`](Future::result), but gives up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the task is not done in time; the future stays valid and a later
+    /// call can still return the result. Otherwise the same errors as
+    /// [`result`](Future::result).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let mut slow = pool.submit(move || gate.recv().is_ok());
+    /// assert!(matches!(slow.result_timeout(Duration::from_millis(10)), Err(parexec::Error::Timeout)));
+    /// release.send(()).unwrap();
+    /// assert!(slow.result_timeout(Duration::from_secs(10))?);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn result_timeout(&mut self, timeout: Duration) -> Result<T, Error> {
+        if self.wait_until(Some(Instant::now() + timeout)) {
+            self.take()
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    /// Cancels the task if it has not started. Returns `true` if the future is (now) cancelled;
+    /// `false` if the task is running or already finished.
+    ///
+    /// A cancelled future resolves to [`Error::Cancelled`] and its task never runs.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let blocker = pool.submit(move || gate.recv().ok());
+    /// let queued = pool.submit(|| 1);
+    /// assert!(queued.cancel());
+    /// release.send(()).unwrap();
+    /// assert!(matches!(queued.result(), Err(parexec::Error::Cancelled)));
+    /// assert!(blocker.result().is_ok());
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let mut inner = self.shared().inner.lock();
+        match inner.stage {
+            Stage::Pending => {
+                inner.cancelled = true;
+                self.shared().finish(inner, Err(Error::Cancelled));
+                true
+            }
+            Stage::Running => false,
+            Stage::Done => inner.cancelled,
+        }
+    }
+
+    /// Whether the task has finished (successfully, with an error, or by cancellation).
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let mut f = pool.submit(|| ());
+    /// f.result_timeout(std::time::Duration::from_secs(10))?;
+    /// assert!(f.is_done());
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn is_done(&self) -> bool {
+        matches!(self.shared().inner.lock().stage, Stage::Done)
+    }
+
+    /// Whether a worker is running the task right now.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (started, wait_start) = std::sync::mpsc::channel();
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let f = pool.submit(move || { started.send(()).unwrap(); gate.recv().ok() });
+    /// wait_start.recv().unwrap();
+    /// assert!(f.is_running());
+    /// release.send(()).unwrap();
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn is_running(&self) -> bool {
+        matches!(self.shared().inner.lock().stage, Stage::Running)
+    }
+
+    /// Whether the task was cancelled before it started.
+    ///
+    /// ```
+    /// let f = parexec::ThreadPool::new(1)?.submit(|| ());
+    /// # let _ = f.result();
+    /// # let f = parexec::ThreadPool::new(1)?.submit(|| ());
+    /// if f.cancel() { assert!(f.is_cancelled()); }
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.shared().inner.lock().cancelled
+    }
+
+    /// Registers `callback` to run once the future is done, with a reference to the outcome.
+    ///
+    /// Callbacks run exactly once, in the order added, on the thread that finishes the task;
+    /// if the future is already done, the callback runs at once on this thread. A callback
+    /// that panics is ignored (its panic is caught); it cannot harm the worker. If the result
+    /// was already taken by [`result_timeout`](Future::result_timeout), the callback sees
+    /// `Err(&Error::ResultTaken)`.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let f = pool.submit(|| 2 + 2);
+    /// f.add_done_callback(move |outcome| tx.send(*outcome.unwrap()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 4);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn add_done_callback<F>(&self, callback: F)
+    where
+        F: FnOnce(Result<&T, &Error>) + Send + 'static,
+    {
+        let mut inner = self.shared().inner.lock();
+        match (&inner.stage, &inner.outcome) {
+            (Stage::Done, Some(outcome)) => run_callback(Box::new(callback), outcome.as_ref()),
+            (Stage::Done, None) => run_callback(Box::new(callback), Err(&Error::ResultTaken)),
+            _ => inner.callbacks.push(Box::new(callback)),
+        }
+    }
+
+    /// Whether the future is done with an error (used by `wait(.., FirstException, ..)`).
+    pub(crate) fn is_failed(&self) -> bool {
+        matches!(self.shared().inner.lock().outcome, Some(Err(_)))
+    }
+
+    /// Registers a wake-up that does not look at the outcome (used by `as_completed`, `wait`).
+    pub(crate) fn on_done(&self, notify: impl FnOnce() + Send + 'static) {
+        self.add_done_callback(move |_| notify());
+    }
+
+    fn take(&self) -> Result<T, Error> {
+        self.shared()
+            .inner
+            .lock()
+            .outcome
+            .take()
+            .unwrap_or(Err(Error::ResultTaken))
+    }
+}
+
+impl<T> std::future::Future for Future<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.shared().inner.lock();
+        if matches!(inner.stage, Stage::Done) {
+            return Poll::Ready(inner.outcome.take().unwrap_or(Err(Error::ResultTaken)));
+        }
+        match &mut inner.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared().inner.lock();
+        let stage = match (&inner.stage, inner.cancelled, &inner.outcome) {
+            (Stage::Pending, ..) => "pending",
+            (Stage::Running, ..) => "running",
+            (Stage::Done, true, _) => "cancelled",
+            (Stage::Done, false, Some(Ok(_))) => "done (ok)",
+            (Stage::Done, false, Some(Err(_))) => "done (error)",
+            (Stage::Done, false, None) => "done (result taken)",
+        };
+        f.debug_struct("Future")
+            .field("stage", &stage)
+            .finish_non_exhaustive()
+    }
+}

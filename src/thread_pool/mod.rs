@@ -1,0 +1,345 @@
+//! The thread pool: a fixed set of worker threads fed from one lock-free injector queue.
+//!
+//! # Design
+//!
+//! * **Queue.** Every submission is pushed to a `crossbeam_deque::Injector`; idle workers steal
+//!   from it. A job is one boxed closure that owns the task and its [`Promise`]; it starts the
+//!   promise (skipping cancelled tasks), runs the task under `catch_unwind`, and resolves.
+//! * **Parking.** A thread wake-up costs ~80 µs on this class of machine, far more than a task,
+//!   so a submitter only touches the sleep lock when a worker is actually asleep, and an idle
+//!   worker spins briefly before it sleeps. The sleeper count and the queue are checked in the
+//!   Dekker pattern (each side writes, `SeqCst` fence, reads the other) so a wake-up is never
+//!   lost: either the worker sees the job or the submitter sees the sleeper. The waker takes
+//!   the sleeper off the count, so each sleeper costs one futex call, not one per push.
+//! * **Clock reads.** A clock read costs about as much as a no-op task on a VM, so the hot path
+//!   avoids them: busy time is timed per busy stretch, queue wait on every eighth task.
+//! * **Helping.** A worker that blocks on a future (a task waiting for a task it submitted, or
+//!   a [`Scope`] opened on a worker) runs queued jobs of its own pool meanwhile, so nested
+//!   waiting cannot starve a small pool.
+//! * **Map chunks.** A chunk's job sits in a slot that a worker or the map's consumer empties,
+//!   whichever comes first: a consumer about to wait for a short queued chunk runs it itself.
+//! * **Scopes.** [`ThreadPool::scope`] erases the lifetime of borrowed tasks, the thread pool's
+//!   one piece of `unsafe`; the scope does not return until every task it spawned has run (or been
+//!   discarded) and dropped its captures, exactly as `std::thread::scope` does.
+
+mod builder;
+mod chunks;
+mod counters;
+mod job;
+mod registry;
+mod scope;
+mod sleep;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use self::builder::ThreadPoolBuilder;
+pub use self::scope::Scope;
+
+use self::chunks::ThreadChunks;
+use self::job::{Job, QueuedTask, TaskCell};
+use self::registry::Registry;
+use crate::executor::sealed::Sealed;
+use crate::future::EmbedsState;
+use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
+
+/// A pool of worker threads that runs closures and returns a [`Future`] for each.
+///
+/// # Panics in tasks
+///
+/// A panicking task resolves its future to [`Error::Panicked`] with the message and location;
+/// the worker thread survives and the pool keeps serving. Nothing aborts the process.
+///
+/// # Lifecycle
+///
+/// [`shutdown`](ThreadPool::shutdown) finishes queued work and joins the threads;
+/// [`shutdown_cancel`](ThreadPool::shutdown_cancel) cancels whatever has not started. Dropping
+/// the pool is `shutdown`: no thread outlives it. A submission after shutdown returns a future
+/// resolved to [`Error::Shutdown`].
+///
+/// ```
+/// use parexec::{ThreadPool, as_completed};
+///
+/// let pool = ThreadPool::new(2)?;
+/// let futures: Vec<_> = (1..=3_u64).map(|n| pool.submit(move || n * 10)).collect();
+/// let mut total = 0;
+/// for done in as_completed(futures) {
+///     total += done.result()?;
+/// }
+/// assert_eq!(total, 60);
+/// # Ok::<(), parexec::Error>(())
+/// ```
+///
+/// A task must be `Send`; capturing something that is not is a compile error:
+///
+/// ```compile_fail
+/// let pool = parexec::ThreadPool::new(1).unwrap();
+/// let not_send = std::rc::Rc::new(1);
+/// pool.submit(move || *not_send + 1);
+/// ```
+pub struct ThreadPool {
+    registry: Arc<Registry>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
+    /// The per-chunk cost a `map` sizes its chunks by; see
+    /// [`ThreadPoolBuilder::chunk_overhead`].
+    chunk_overhead: Duration,
+}
+
+impl ThreadPool {
+    /// A pool with `workers` threads and default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers; [`Error::Io`] if threads cannot be spawned.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(4)?;
+    /// assert_eq!(pool.workers(), 4);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, Error> {
+        Self::builder().workers(workers).build()
+    }
+
+    /// A builder for worker count, thread names, stack size and a per-worker initializer.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::builder().thread_name("io").build()?;
+    /// assert!(pool.workers() >= 1);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    /// Queues `task` and returns the future of its result.
+    ///
+    /// A panic in `task` resolves the future to [`Error::Panicked`]; after shutdown the
+    /// future is already resolved to [`Error::Shutdown`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let data = vec![1, 2, 3];
+    /// let sum = pool.submit(move || data.iter().sum::<i32>());
+    /// assert_eq!(sum.result()?, 6);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    #[must_use = "dropping the future does not cancel the task, but loses its result and any panic"]
+    pub fn submit<F, T>(&self, task: F) -> Future<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.registry.is_shut_down() {
+            return Future::ready(Err(Error::Shutdown));
+        }
+        let cell = Arc::new(TaskCell::new(task, self.registry.admit()));
+        let future = Future::embedded(Arc::clone(&cell) as Arc<dyn EmbedsState<T>>);
+        self.registry.push(Job::Task(QueuedTask::new(cell)));
+        future
+    }
+
+    /// Applies `f` to every item on the pool: a lazy iterator of `Result<R, Error>` in input
+    /// order, with a bounded number of chunks in flight. See [`Map`] for the chunk size, the
+    /// window and the unordered variant.
+    ///
+    /// A panic in `f` fails only the item it happened on, as [`Error::Panicked`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let offset = 100;
+    /// let out: Vec<u64> = pool
+    ///     .map(move |x: u64| x + offset, 0..5)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(out, [100, 101, 102, 103, 104]);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn map<A, R, F, I>(&self, f: F, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        Map::new(
+            items.into_iter(),
+            Box::new(ThreadChunks {
+                pool: self,
+                f: Arc::new(f),
+            }),
+        )
+    }
+
+    /// Runs `body` with a [`Scope`] whose tasks may borrow from the caller's stack, and
+    /// returns once every task spawned in it has finished.
+    ///
+    /// A panic in a task resolves that task's future to [`Error::Panicked`]; a panic in
+    /// `body` itself is re-raised after all tasks have finished.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of `body`.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let words = vec!["alpha".to_string(), "beta".to_string()];
+    /// let total = pool.scope(|s| {
+    ///     let lengths: Vec<_> = words.iter().map(|w| s.submit(move || w.len())).collect();
+    ///     lengths.into_iter().map(|f| f.result().unwrap()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 9);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    ///
+    /// A scoped task may borrow only what outlives the scope:
+    ///
+    /// ```compile_fail
+    /// let pool = parexec::ThreadPool::new(1).unwrap();
+    /// pool.scope(|s| {
+    ///     let inner = 5;
+    ///     s.submit(|| inner + 1);
+    /// });
+    /// ```
+    pub fn scope<'env, F, T>(&self, body: F) -> T
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+    {
+        let scope = Scope::new(self);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| body(&scope)));
+        scope.wait_all();
+        outcome.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    }
+
+    /// The number of worker threads.
+    ///
+    /// ```
+    /// assert_eq!(parexec::ThreadPool::new(3)?.workers(), 3);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Task counts and timings so far; see [`Stats`].
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let _ = pool.submit(|| panic!("counted")).result();
+    /// pool.shutdown();
+    /// assert_eq!(pool.stats().failed, 1);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.registry.stats()
+    }
+
+    /// Stops accepting tasks, runs everything already queued, and joins the workers.
+    /// Idempotent. Called from one of this pool's own tasks, it joins every other worker and
+    /// leaves the calling one to finish its task and exit.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let queued = pool.submit(|| 7);
+    /// pool.shutdown();
+    /// assert_eq!(queued.result()?, 7);
+    /// assert!(matches!(pool.submit(|| 8).result(), Err(parexec::Error::Shutdown)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn shutdown(&self) {
+        self.registry.begin_shutdown();
+        self.join_workers();
+        self.registry.workers_exited();
+        self.registry.drain_unrun();
+    }
+
+    /// Like [`shutdown`](ThreadPool::shutdown), but cancels every task that has not started;
+    /// their futures resolve to [`Error::Cancelled`]. Running tasks finish.
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let (started, wait_start) = std::sync::mpsc::channel();
+    /// let running = pool.submit(move || { started.send(()).unwrap(); gate.recv().ok() });
+    /// let queued = pool.submit(|| 2);
+    /// wait_start.recv().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| pool.shutdown_cancel());
+    ///     while !queued.is_done() { std::thread::yield_now(); }
+    ///     release.send(()).unwrap();
+    /// });
+    /// assert!(running.result().is_ok());
+    /// assert!(matches!(queued.result(), Err(parexec::Error::Cancelled)));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn shutdown_cancel(&self) {
+        self.registry.shutdown.store(true, Ordering::SeqCst);
+        self.registry.drain_unrun();
+        self.shutdown();
+    }
+
+    fn join_workers(&self) {
+        let me = std::thread::current().id();
+        let handles = std::mem::take(&mut *self.threads.lock());
+        for handle in handles {
+            if handle.thread().id() != me {
+                // A worker never panics out of its loop: tasks and initializers are caught.
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("workers", &self.workers)
+            .field("shutdown", &self.registry.shutdown.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealed for ThreadPool {}
+
+impl Executor for ThreadPool {
+    fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R> {
+        ThreadPool::submit(self, move || f(arg))
+    }
+
+    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, I::IntoIter, R>
+    where
+        A: Payload,
+        R: Payload,
+        I: IntoIterator<Item = A>,
+    {
+        ThreadPool::map(self, f, items)
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn stats(&self) -> Stats {
+        ThreadPool::stats(self)
+    }
+
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Threads
+    }
+
+    fn shutdown(&self) {
+        ThreadPool::shutdown(self);
+    }
+}
