@@ -1,0 +1,213 @@
+//! Sending tasks to workers: encode a task's frame once on the submitting thread, then write
+//! it to the least-loaded worker with room, or queue it for a supervisor to send later.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::code;
+use super::job::{Batch, Single, Task, guarded, merge};
+use super::protocol::{self, ToWorker};
+use super::supervisor::Shared;
+use crate::future::promise;
+use crate::map::Chunk;
+use crate::{Error, Future, Payload};
+
+impl Shared {
+    pub(crate) fn submit<A: Payload, R: Payload>(&self, f: fn(A) -> R, arg: A) -> Future<R> {
+        let began = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.task_frame::<A, R>(id, f, |out| {
+            guarded("encode the argument", || {
+                postcard::to_io(std::slice::from_ref(&arg), out).map(drop)
+            })
+        });
+        match frame {
+            Ok(frame) => {
+                let (promise, future) = promise();
+                self.dispatch(Task {
+                    id,
+                    frame: Arc::new(frame),
+                    job: Box::new(Single(promise)),
+                    started: false,
+                    attempts: 0,
+                    submitted: began,
+                    encode: began.elapsed(),
+                });
+                future
+            }
+            Err(e) => {
+                let mut state = self.state.lock();
+                state.stats.submitted += 1;
+                state.stats.failed += 1;
+                drop(state);
+                Future::ready(Err(e))
+            }
+        }
+    }
+
+    pub(crate) fn dispatch_chunk<A: Payload, R: Payload>(
+        &self,
+        f: fn(A) -> R,
+        items: Vec<A>,
+    ) -> Future<Chunk<R>> {
+        let began = Instant::now();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut rejected = Vec::new();
+        let mut sent = items.len();
+        let whole = self.task_frame::<A, R>(id, f, |out| {
+            guarded("encode the argument", || {
+                postcard::to_io(&items, out).map(drop)
+            })
+        });
+        // Only when some item does not serialize: encode item by item and leave it out.
+        let frame = whole.or_else(|_| {
+            let mut encoded = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                match guarded("encode the argument", || postcard::to_stdvec(item)) {
+                    Ok(bytes) => encoded.push(bytes),
+                    Err(e) => rejected.push((index, e)),
+                }
+            }
+            sent = encoded.len();
+            self.task_frame::<A, R>(id, f, |out| {
+                guarded("encode the chunk length", || {
+                    postcard::to_io(&sent, &mut *out)
+                })?;
+                encoded
+                    .iter()
+                    .for_each(|bytes| out.extend_from_slice(bytes));
+                Ok(())
+            })
+        });
+        let frame = match frame {
+            Ok(frame) if sent > 0 => frame,
+            other => {
+                let mut state = self.state.lock();
+                state.stats.submitted += 1;
+                let outcome = match other {
+                    Ok(_) => {
+                        state.stats.completed += 1;
+                        let results = merge(std::iter::empty::<Result<R, Error>>(), rejected);
+                        Ok(Chunk::from_results(results, Duration::ZERO))
+                    }
+                    Err(e) => {
+                        state.stats.failed += 1;
+                        Err(e)
+                    }
+                };
+                return Future::ready(outcome);
+            }
+        };
+        let (promise, future) = promise();
+        self.dispatch(Task {
+            id,
+            frame: Arc::new(frame),
+            job: Box::new(Batch {
+                promise,
+                sent,
+                rejected,
+            }),
+            started: false,
+            attempts: 0,
+            submitted: began,
+            encode: began.elapsed(),
+        });
+        future
+    }
+
+    fn task_frame<A: Payload, R: Payload>(
+        &self,
+        id: u64,
+        f: fn(A) -> R,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+    ) -> Result<Vec<u8>, Error> {
+        let header = ToWorker::Task {
+            id,
+            trampoline: code::trampoline_offset::<A, R>(),
+            func: code::offset_of(f as usize),
+        };
+        protocol::encode_frame(&header, self.config.spawn.max_frame, payload)
+    }
+
+    /// Writes the task to the least-loaded worker with room, or queues it.
+    fn dispatch(&self, task: Task) {
+        let max_tasks = self.config.max_tasks_per_worker;
+        let mut counted = false;
+        loop {
+            let mut state = self.state.lock();
+            if !counted {
+                state.stats.submitted += 1;
+                counted = true;
+            }
+            let refusal = if state.shutdown {
+                Some(Error::Shutdown)
+            } else {
+                state
+                    .broken
+                    .as_ref()
+                    .map(|why| Error::Handshake(why.clone()))
+            };
+            if let Some(error) = refusal {
+                state.stats.failed += 1;
+                drop(state);
+                task.job.finish(Err(error), Duration::ZERO, &mut drop);
+                return;
+            }
+            if !state.started {
+                state.started = true;
+                self.wake.notify_all();
+            }
+            let Some(slot) = state.least_loaded(max_tasks) else {
+                state.queue.push_back(task);
+                return;
+            };
+            drop(state);
+            let mut writer = self.writers[slot].lock();
+            let mut state = self.state.lock();
+            // The worker may have died or filled up meanwhile: choose again.
+            if writer.is_none() || !state.has_room(slot, max_tasks) {
+                continue;
+            }
+            let mut frames = Vec::with_capacity(1);
+            let cancelled = state.send(slot, task, &mut frames);
+            drop(state);
+            if let Some(stream) = writer.as_mut() {
+                write_frames(stream, &frames);
+            }
+            drop(writer);
+            drop(cancelled);
+            return;
+        }
+    }
+
+    /// Moves queued tasks to `slot`'s worker until its window is full.
+    pub(super) fn refill(&self, slot: usize) {
+        let mut writer = self.writers[slot].lock();
+        let Some(stream) = writer.as_mut() else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let mut cancelled = Vec::new();
+        {
+            let mut state = self.state.lock();
+            while state.has_room(slot, self.config.max_tasks_per_worker) {
+                let Some(task) = state.queue.pop_front() else {
+                    break;
+                };
+                cancelled.extend(state.send(slot, task, &mut frames));
+            }
+        }
+        write_frames(stream, &frames);
+        drop(writer);
+        drop(cancelled);
+    }
+}
+
+/// Writes task frames to a worker. A failed write means the worker died; its supervisor then
+/// re-sends or fails what was in flight, so the error needs no handling here.
+fn write_frames(stream: &mut UnixStream, frames: &[Arc<Vec<u8>>]) {
+    let _ = frames.iter().try_for_each(|frame| stream.write_all(frame));
+}

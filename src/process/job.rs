@@ -1,0 +1,165 @@
+//! A task on its way to a worker process: its encoded frame, and how the worker's reply
+//! resolves its future (one `submit`, or one chunk of a `map`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::protocol::RemoteFailure;
+use crate::future::Promise;
+use crate::map::Chunk;
+use crate::{Error, Payload, unwind};
+
+/// Resolves one task's future from the worker's reply.
+pub(super) trait Job: Send {
+    /// `Pending -> Running`; `false` if the future was cancelled meanwhile.
+    fn start(&self) -> bool;
+    /// Decodes the reply (a `Vec<Result<R, RemoteFailure>>`), tells `record` whether the task
+    /// as a whole succeeded (so the stats are current before anyone sees the result), then
+    /// resolves the future.
+    fn finish(
+        self: Box<Self>,
+        reply: Result<&[u8], Error>,
+        compute: Duration,
+        record: &mut dyn FnMut(bool),
+    );
+}
+
+/// Runs serde code of the user's types, so that a `Serialize` or `Deserialize` that panics
+/// fails only its own task instead of a pool thread (or the caller).
+pub(super) fn guarded<T>(
+    what: &str,
+    serde: impl FnOnce() -> postcard::Result<T>,
+) -> Result<T, Error> {
+    match unwind::catch(serde) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Error::Serialization(format!("could not {what}: {e}"))),
+        Err(_) => Err(Error::Serialization(format!(
+            "could not {what}: its serde implementation panicked"
+        ))),
+    }
+}
+
+fn decode_results<R: Payload>(
+    payload: &[u8],
+    expected: usize,
+) -> Result<Vec<Result<R, RemoteFailure>>, Error> {
+    let results: Vec<Result<R, RemoteFailure>> =
+        guarded("decode the result", || postcard::from_bytes(payload))?;
+    if results.len() == expected {
+        Ok(results)
+    } else {
+        Err(Error::Protocol(format!(
+            "expected {expected} results, got {}",
+            results.len()
+        )))
+    }
+}
+
+/// A `submit`.
+pub(super) struct Single<R>(pub(super) Promise<R>);
+
+impl<R: Payload> Job for Single<R> {
+    fn start(&self) -> bool {
+        self.0.start()
+    }
+
+    fn finish(
+        self: Box<Self>,
+        reply: Result<&[u8], Error>,
+        _compute: Duration,
+        record: &mut dyn FnMut(bool),
+    ) {
+        let outcome = reply
+            .and_then(|payload| decode_results::<R>(payload, 1))
+            .and_then(|mut results| {
+                results
+                    .pop()
+                    .map_or(Err(Error::Protocol("empty reply".into())), |r| {
+                        r.map_err(Error::from)
+                    })
+            });
+        record(outcome.is_ok());
+        self.0.complete(outcome);
+    }
+}
+
+/// A `map` chunk; `rejected` holds the positions and errors of items whose argument did not
+/// serialize, which were left out of the frame.
+pub(super) struct Batch<R> {
+    pub(super) promise: Promise<Chunk<R>>,
+    pub(super) sent: usize,
+    pub(super) rejected: Vec<(usize, Error)>,
+}
+
+impl<R: Payload> Job for Batch<R> {
+    fn start(&self) -> bool {
+        self.promise.start()
+    }
+
+    fn finish(
+        self: Box<Self>,
+        reply: Result<&[u8], Error>,
+        compute: Duration,
+        record: &mut dyn FnMut(bool),
+    ) {
+        let Batch {
+            promise,
+            sent,
+            rejected,
+        } = *self;
+        let decoded = reply.and_then(|payload| decode_results::<R>(payload, sent));
+        record(decoded.is_ok());
+        promise.complete(decoded.map(|results| {
+            let results = results.into_iter().map(|r| r.map_err(Error::from));
+            Chunk::from_results(merge(results, rejected), compute)
+        }));
+    }
+}
+
+/// Puts the rejected items back at their positions among the results of the sent ones.
+pub(super) fn merge<R>(
+    sent: impl Iterator<Item = Result<R, Error>>,
+    rejected: Vec<(usize, Error)>,
+) -> Vec<Result<R, Error>> {
+    let mut out = Vec::with_capacity(sent.size_hint().0 + rejected.len());
+    let mut rejected = rejected.into_iter().peekable();
+    for result in sent {
+        while let Some((_, error)) = rejected.next_if(|(index, _)| *index == out.len()) {
+            out.push(Err(error));
+        }
+        out.push(result);
+    }
+    out.extend(rejected.map(|(_, error)| Err(error)));
+    out
+}
+
+/// A task with its encoded frame, kept until it completes so it can be re-sent.
+pub(super) struct Task {
+    pub(super) id: u64,
+    pub(super) frame: Arc<Vec<u8>>,
+    pub(super) job: Box<dyn Job>,
+    pub(super) started: bool,
+    pub(super) attempts: u32,
+    pub(super) submitted: Instant,
+    pub(super) encode: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_items_return_to_their_positions() {
+        let sent = vec![Ok(1), Ok(3)].into_iter();
+        let merged = merge(
+            sent,
+            vec![
+                (0, Error::Timeout),
+                (2, Error::Cancelled),
+                (4, Error::Shutdown),
+            ],
+        );
+        let shape: Vec<_> = merged.iter().map(|r| r.as_ref().ok().copied()).collect();
+        assert_eq!(shape, [None, Some(1), None, Some(3), None]);
+    }
+}
