@@ -13,8 +13,10 @@
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`.
 //! * [`Planner`] measures a workload and says, before anything runs, whether parallelism pays,
-//!   on which executor, with how many workers and what chunk size, and why; [`amdahl`],
-//!   [`gustafson`], [`karp_flatt`] and [`UslFit`] are there for the math alone.
+//!   on which executor, with how many workers and what chunk size, and why; the [`planner`]
+//!   module holds its inputs and outputs ([`planner::WorkloadProfile`],
+//!   [`planner::Calibration`], ...) and the laws alone ([`planner::amdahl`],
+//!   [`planner::UslFit`], ...).
 //!
 //! ```
 //! use parexec::{ReturnWhen, ThreadPool, as_completed, wait};
@@ -42,10 +44,48 @@
 //! assert_eq!((done.len(), pending.len()), (4, 0));
 //! # Ok::<(), parexec::Error>(())
 //! ```
+//!
+//! # Architecture
+//!
+//! Dependencies point one way: executors depend on the future, the map and the planner's
+//! types, never the reverse.
+//!
+//! ```text
+//! src/
+//!   lib.rs          this page and the public surface
+//!   future/         Future<T>: shared state and its stages (state.rs), blocking waits (wait.rs)
+//!   completion.rs   as_completed, wait
+//!   map/            Map: the window of chunks (mod.rs), a chunk's results (chunk.rs), the
+//!                   ChunkDispatch interface executors implement (dispatch.rs), in-place output
+//!                   for collect_vec beside the Drop it relies on (in_place.rs)
+//!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
+//!   executor.rs     the sealed Executor trait, Payload, Stats
+//!   thread_pool/    workers over one injector queue: registry, park/wake (sleep.rs), jobs,
+//!                   counters, scopes, map chunks
+//!   process/        worker processes: builder, job, dispatch, schedule (pure state),
+//!                   supervisor, launch, spawn, worker, protocol, code
+//!   planner/        Planner, Plan, calibration, pilot, the cost model, laws, report, run
+//!   unwind.rs       panic capture: payload to message, location hook (installed once)
+//!   error.rs        Error, WorkerExit
+//! ```
+//!
+//! A future is resolved through its producer side, a `Promise`, by whichever executor runs the
+//! task; a thread-pool task carries its future's state in its own allocation. A thread blocked
+//! on a future runs the help hook its executor registered (thread-pool workers run queued jobs),
+//! so a task may wait for a task it submitted. `Map` drives an executor only through
+//! `ChunkDispatch`: one job per chunk on threads, one frame each way for processes. The planner
+//! measures the executors and returns a [`Plan`]; pools never read what the planner measured: a
+//! thread pool's chunk overhead is a builder option
+//! ([`ThreadPoolBuilder::chunk_overhead`]), a process pool measures its own. Each folder has a
+//! `README.md` with its design notes: the park/wake protocol and lock order of the thread pool,
+//! the frame format and protocol of the process pool, the planner's cost model, the map's
+//! in-place output.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
 mod chunking;
+#[cfg(doctest)]
+mod compile_fail;
 mod completion;
 mod error;
 mod executor;

@@ -277,17 +277,7 @@ fn position(index: usize, n: usize) -> f64 {
 /// Serialized size of `value` with postcard; 0 if it cannot be serialized (the pool reports
 /// that error when it runs the item).
 fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    postcard::to_io(value, Count(0)).map_or(0, |c| c.0)
+    postcard::experimental::serialized_size(value).unwrap_or(0)
 }
 
 #[cfg(unix)]

@@ -137,7 +137,7 @@ impl ProcessPoolBuilder {
     }
 
     /// Command-line arguments for the worker processes (default: none). Useful under the
-    /// standard test harness, to re-run only the test that calls [`init()`]; see there.
+    /// standard test harness, to re-run only the test that calls [`init()`](crate::init); see there.
     ///
     /// ```standalone_crate
     /// parexec::init();

@@ -1,26 +1,7 @@
 //! The thread pool: a fixed set of worker threads fed from one lock-free injector queue.
 //!
-//! # Design
-//!
-//! * **Queue.** Every submission is pushed to a `crossbeam_deque::Injector`; idle workers steal
-//!   from it. A job is one boxed closure that owns the task and its [`Promise`]; it starts the
-//!   promise (skipping cancelled tasks), runs the task under `catch_unwind`, and resolves.
-//! * **Parking.** A thread wake-up costs ~80 µs on this class of machine, far more than a task,
-//!   so a submitter only touches the sleep lock when a worker is actually asleep, and an idle
-//!   worker spins briefly before it sleeps. The sleeper count and the queue are checked in the
-//!   Dekker pattern (each side writes, `SeqCst` fence, reads the other) so a wake-up is never
-//!   lost: either the worker sees the job or the submitter sees the sleeper. The waker takes
-//!   the sleeper off the count, so each sleeper costs one futex call, not one per push.
-//! * **Clock reads.** A clock read costs about as much as a no-op task on a VM, so the hot path
-//!   avoids them: busy time is timed per busy stretch, queue wait on every eighth task.
-//! * **Helping.** A worker that blocks on a future (a task waiting for a task it submitted, or
-//!   a [`Scope`] opened on a worker) runs queued jobs of its own pool meanwhile, so nested
-//!   waiting cannot starve a small pool.
-//! * **Map chunks.** A chunk's job sits in a slot that a worker or the map's consumer empties,
-//!   whichever comes first: a consumer about to wait for a short queued chunk runs it itself.
-//! * **Scopes.** [`ThreadPool::scope`] erases the lifetime of borrowed tasks, the thread pool's
-//!   one piece of `unsafe`; the scope does not return until every task it spawned has run (or been
-//!   discarded) and dropped its captures, exactly as `std::thread::scope` does.
+//! The design notes (jobs, the park/wake protocol, helping, lock order, clock reads, scopes)
+//! are in `README.md` beside this file.
 
 mod builder;
 mod chunks;
@@ -76,13 +57,7 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 /// # Ok::<(), parexec::Error>(())
 /// ```
 ///
-/// A task must be `Send`; capturing something that is not is a compile error:
-///
-/// ```compile_fail
-/// let pool = parexec::ThreadPool::new(1).unwrap();
-/// let not_send = std::rc::Rc::new(1);
-/// pool.submit(move || *not_send + 1);
-/// ```
+/// A task must be `Send`; capturing something that is not is a compile error.
 pub struct ThreadPool {
     registry: Arc<Registry>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -198,15 +173,8 @@ impl ThreadPool {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     ///
-    /// A scoped task may borrow only what outlives the scope:
-    ///
-    /// ```compile_fail
-    /// let pool = parexec::ThreadPool::new(1).unwrap();
-    /// pool.scope(|s| {
-    ///     let inner = 5;
-    ///     s.submit(|| inner + 1);
-    /// });
-    /// ```
+    /// A scoped task may borrow only what outlives the scope; borrowing a local of `body` is
+    /// a compile error.
     pub fn scope<'env, F, T>(&self, body: F) -> T
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
