@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-pub(crate) use self::state::{EmbedsState, Promise, Shared, promise};
+pub(crate) use self::state::{EmbedsState, Promise, Shared, StateHolder, promise};
 pub(crate) use self::wait::{help_until, register_helper};
 
 use self::state::{Stage, StateRef, run_callback};

@@ -3,6 +3,7 @@
 //! See the notes in `mod.rs` for the stages.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
@@ -56,13 +57,37 @@ impl<T> StateRef<T> {
     }
 }
 
+/// How a [`Promise`] reaches its future's state: an `Arc` of the state alone, or the task
+/// allocation that embeds it ([`Embedded`]), both without dynamic dispatch.
+pub(crate) trait StateHolder<T> {
+    fn shared(&self) -> &Shared<T>;
+}
+
+impl<T> StateHolder<T> for Arc<Shared<T>> {
+    #[inline]
+    fn shared(&self) -> &Shared<T> {
+        self
+    }
+}
+
+/// A task allocation that carries its future's state, as its promise holds it.
+pub(crate) struct Embedded<C>(Arc<C>);
+
+impl<T, C: EmbedsState<T>> StateHolder<T> for Embedded<C> {
+    #[inline]
+    fn shared(&self) -> &Shared<T> {
+        self.0.state()
+    }
+}
+
 /// Creates a connected promise/future pair in the `Pending` stage.
 pub(crate) fn promise<T>() -> (Promise<T>, super::Future<T>) {
     let shared = Arc::new(Shared::new());
     (
         Promise {
-            state: StateRef::Alone(Arc::clone(&shared)),
+            state: Arc::clone(&shared),
             resolved: false,
+            outcome: PhantomData,
         },
         super::Future {
             state: StateRef::Alone(shared),
@@ -72,21 +97,25 @@ pub(crate) fn promise<T>() -> (Promise<T>, super::Future<T>) {
 
 /// The producer side of a [`Future`](super::Future), held by whoever runs the task: the one
 /// way an executor starts and resolves a future.
-pub(crate) struct Promise<T> {
-    state: StateRef<T>,
+pub(crate) struct Promise<T, H: StateHolder<T> = Arc<Shared<T>>> {
+    state: H,
     resolved: bool,
+    outcome: PhantomData<fn(T)>,
 }
 
-impl<T> Promise<T> {
+impl<T, C: EmbedsState<T>> Promise<T, Embedded<C>> {
     /// The promise of a task whose allocation carries the future's state (see
     /// [`Future::embedded`](super::Future::embedded)); it adds no allocation.
-    pub(crate) fn embedded(task: Arc<dyn EmbedsState<T>>) -> Self {
+    pub(crate) fn embedded(task: Arc<C>) -> Self {
         Promise {
-            state: StateRef::Embedded(task),
+            state: Embedded(task),
             resolved: false,
+            outcome: PhantomData,
         }
     }
+}
 
+impl<T, H: StateHolder<T>> Promise<T, H> {
     /// Moves `Pending` to `Running`. Returns `false` when the future was cancelled (or already
     /// resolved), in which case the task must not run.
     pub(crate) fn start(&self) -> bool {
@@ -100,7 +129,7 @@ impl<T> Promise<T> {
     }
 }
 
-impl<T> Drop for Promise<T> {
+impl<T, H: StateHolder<T>> Drop for Promise<T, H> {
     /// A promise dropped unresolved resolves its future as `Cancelled` (never started) or
     /// `Shutdown` (started), so no consumer waits forever.
     fn drop(&mut self) {
@@ -110,7 +139,7 @@ impl<T> Drop for Promise<T> {
     }
 }
 
-impl<T> fmt::Debug for Promise<T> {
+impl<T, H: StateHolder<T>> fmt::Debug for Promise<T, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Promise").finish_non_exhaustive()
     }

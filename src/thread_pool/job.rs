@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use super::counters::WorkerCounters;
 use crate::Error;
-use crate::future::{EmbedsState, Promise, Shared};
+use crate::future::{EmbedsState, Promise, Shared, StateHolder};
 use crate::unwind;
 
 /// A unit of work in the queue. It receives the counters of the thread that runs it.
@@ -44,9 +44,9 @@ impl Job {
 /// while queued; otherwise run under `catch_unwind`, counted, and resolved. `enqueued` is the
 /// submission time of a task sampled for queue wait.
 #[inline]
-pub(super) fn run_task<T>(
+pub(super) fn run_task<T, H: StateHolder<T>>(
     task: impl FnOnce() -> Result<T, Error>,
-    promise: Promise<T>,
+    promise: Promise<T, H>,
     enqueued: Option<Instant>,
     counters: &WorkerCounters,
 ) {
