@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     kills: usize,
     /// Largest growth of the resident set allowed, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     rss_limit_mib: u64,
 }
 

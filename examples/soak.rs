@@ -23,7 +23,7 @@ use clap::Parser;
 /// Soak both pools with a mix of results and faults.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Tasks in all; a quarter run on the process pool.
+    /// Tasks in all; half run on the process pool.
     #[arg(long, default_value_t = 1_000_000)]
     tasks: u64,
     /// Seeds the mix of tasks, cancellations and kills.

@@ -3,8 +3,9 @@
 //! live pool that runs panicking tasks and loses workers to `SIGKILL`.
 //!
 //! Nothing may grow beyond a small constant, [`SLACK`], which does not depend on the number
-//! of cycles: a resource lost in even one cycle out of [`SLACK`]` + 1` shows. The constant
-//! exists for one-off lazy initialisation that the warm-up cannot reach, not for leaks.
+//! of cycles: a resource lost in as few as `SLACK + 1` cycles shows, out of 100 in the short
+//! run and 1,000 in the long one. The constant exists for one-off lazy initialisation that
+//! the warm-up cannot reach, not for leaks.
 //! Child processes have no slack at all: with no pool alive, any child is a worker that
 //! outlived its pool (a zombie counts).
 //!

@@ -57,10 +57,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// `tasks` in all, a quarter of them on the process pool, with one kill per 2,500
+    /// `tasks` in all, half of them on the process pool, with one kill per 2,500
     /// process tasks (at least 3) and one more stall than kills (at most 12).
     pub fn total(tasks: u64, seed: u64) -> Config {
-        let process_tasks = tasks / 4;
+        let process_tasks = tasks / 2;
         let kills = (process_tasks / TASKS_PER_KILL).max(3);
         Config {
             thread_tasks: tasks - process_tasks,
