@@ -1,6 +1,6 @@
 //! The long soak: a million tasks on a thread pool and a process pool at once, mixing results,
-//! panics, cancellations, per-task timeouts and workers killed with `SIGKILL`. Every future
-//! must resolve exactly once, with an outcome its task allows; the run prints the count per
+//! panics, cancellations, futures dropped unobserved, per-task timeouts and workers killed
+//! with `SIGKILL`. Every future must resolve exactly once, with an outcome its task allows; the run prints the count per
 //! outcome and the number of workers replaced, and exits non-zero on any violation.
 //!
 //! ```text

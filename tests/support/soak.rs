@@ -1,10 +1,11 @@
 //! The soak: many tasks on a `ThreadPool` and a `ProcessPool` at once, mixing results, panics,
-//! cancellations, per-task timeouts and workers killed with `SIGKILL`. Every future must
-//! resolve exactly once, with an outcome its task allows.
+//! cancellations, futures dropped unobserved, per-task timeouts and workers killed with
+//! `SIGKILL`. Every future must resolve exactly once, with an outcome its task allows.
 //!
 //! Exactly once is counted twice: a done-callback on each future adds one to that future's
 //! slot, with the outcome it saw, and `result()` records what it returned. After the pools
-//! have shut down, every slot must hold one callback whose outcome matches the result.
+//! have shut down, every slot must hold one callback whose outcome matches the result (for a
+//! dropped future, one callback with an allowed outcome).
 //!
 //! The same code runs the short version in the test suite and the long one in
 //! `examples/soak.rs`; only the [`Config`] differs.
@@ -22,9 +23,13 @@ use crate::deliberate;
 
 /// Tasks submitted before their results are collected; bounds the futures alive at once.
 const BATCH: usize = 2_000;
-/// Share of tasks that panic, and of tasks cancelled right after submission, in percent.
+/// Share of tasks that panic, of futures cancelled right after submission, and of futures
+/// dropped unobserved right after submission, in percent.
 const PANIC_PERCENT: u32 = 1;
 const CANCEL_PERCENT: u32 = 2;
+const ABANDON_PERCENT: u32 = 1;
+/// Violations kept word for word; the rest are only counted.
+const MAX_REPORTED: usize = 20;
 /// A stalled task sleeps this long; the process pool's timeout kills it long before.
 const STALL: Duration = Duration::from_secs(600);
 /// Process tasks per worker kill, and the most stalled tasks (each one costs a worker a
@@ -161,6 +166,17 @@ impl Outcome {
 /// One callback adds this to its future's slot, plus the outcome it saw.
 const CALLED: u16 = 0x100;
 
+/// What the submitter does with a future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Waits for its result.
+    Await,
+    /// Calls `cancel()` at once, then waits for its result.
+    Cancel,
+    /// Drops it at once: only its done-callback sees the outcome.
+    Abandon,
+}
+
 /// What one pool's part of the soak saw.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
@@ -172,14 +188,26 @@ pub struct Tally {
     pub kills: u64,
     /// Stalled tasks submitted.
     pub stalls: u64,
+    /// Futures dropped unobserved; their outcomes are counted from their callbacks.
+    pub abandoned: u64,
     /// The pool's statistics after it shut down.
     pub stats: Stats,
     /// Broken promises: wrong outcomes, missing or repeated callbacks, statistics that
-    /// disagree with the results. Empty when the run passed.
+    /// disagree with the results. Empty when the run passed; the first few in words.
     pub violations: Vec<String>,
+    /// Violations beyond those kept in words.
+    pub unreported: u64,
 }
 
 impl Tally {
+    fn violate(&mut self, violation: String) {
+        if self.violations.len() < MAX_REPORTED {
+            self.violations.push(violation);
+        } else {
+            self.unreported += 1;
+        }
+    }
+
     /// The number of results that ended as `outcome`.
     pub fn count(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome as usize]
@@ -200,17 +228,14 @@ pub struct Report {
 impl Report {
     /// Every violation of either pool.
     pub fn violations(&self) -> Vec<String> {
-        let threads = self
-            .threads
-            .violations
-            .iter()
-            .map(|v| format!("threads: {v}"));
-        let processes = self
-            .processes
-            .violations
-            .iter()
-            .map(|v| format!("processes: {v}"));
-        threads.chain(processes).collect()
+        let mut all = Vec::new();
+        for (pool, tally) in [("threads", &self.threads), ("processes", &self.processes)] {
+            all.extend(tally.violations.iter().map(|v| format!("{pool}: {v}")));
+            if tally.unreported > 0 {
+                all.push(format!("{pool}: {} more violations", tally.unreported));
+            }
+        }
+        all
     }
 }
 
@@ -230,6 +255,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(f, "{:<12} {:>10} {:>10}", "kills", t.kills, p.kills)?;
         writeln!(f, "{:<12} {:>10} {:>10}", "stalls", t.stalls, p.stalls)?;
+        writeln!(
+            f,
+            "{:<12} {:>10} {:>10}",
+            "abandoned", t.abandoned, p.abandoned
+        )?;
         let restarts = (t.stats.worker_restarts, p.stats.worker_restarts);
         writeln!(
             f,
@@ -275,7 +305,7 @@ pub fn run(config: &Config) -> Result<Report, Error> {
 struct Part<'a> {
     config: &'a Config,
     tasks: Vec<Task>,
-    cancels: Vec<bool>,
+    fates: Vec<Fate>,
     kill_after: HashSet<usize>,
 }
 
@@ -286,7 +316,7 @@ impl<'a> Part<'a> {
         let stall_at: HashSet<usize> = (0..stalls).map(|_| rng.usize(..n.max(1))).collect();
         let kill_after = (0..kills).map(|_| rng.usize(..n.max(1))).collect();
         let mut tasks = Vec::with_capacity(n);
-        let mut cancels = Vec::with_capacity(n);
+        let mut fates = Vec::with_capacity(n);
         for i in 0..n {
             let x = rng.u64(..);
             let task = if stall_at.contains(&i) {
@@ -297,13 +327,19 @@ impl<'a> Part<'a> {
                 Task::Value(x)
             };
             tasks.push(task);
-            // A stalled task is never cancelled, so that timeouts certainly happen.
-            cancels.push(!matches!(task, Task::Stall) && rng.u32(..100) < CANCEL_PERCENT);
+            // A stalled task is always awaited, so that timeouts certainly happen and are seen.
+            let draw = rng.u32(..100);
+            fates.push(match task {
+                Task::Stall => Fate::Await,
+                _ if draw < CANCEL_PERCENT => Fate::Cancel,
+                _ if draw < CANCEL_PERCENT + ABANDON_PERCENT => Fate::Abandon,
+                _ => Fate::Await,
+            });
         }
         Part {
             config,
             tasks,
-            cancels,
+            fates,
             kill_after,
         }
     }
@@ -325,12 +361,10 @@ impl<'a> Part<'a> {
         let mut next_report = n / 10;
         for start in (0..n).step_by(BATCH) {
             if Instant::now() > deadline {
-                tally
-                    .violations
-                    .push(format!("time budget reached after {start} tasks"));
+                tally.violate(format!("time budget reached after {start} tasks"));
                 break;
             }
-            let batch: Vec<(usize, Future<u64>, bool)> = (start..(start + BATCH).min(n))
+            let batch: Vec<(usize, Option<Future<u64>>, bool)> = (start..(start + BATCH).min(n))
                 .map(|i| {
                     let task = self.tasks[i];
                     let future = pool.submit(run_task, task);
@@ -339,21 +373,23 @@ impl<'a> Part<'a> {
                         let seen = Outcome::of(task, result) as u16;
                         slots[i].fetch_add(CALLED + seen, Ordering::Relaxed);
                     });
-                    let cancelled = self.cancels[i] && future.cancel();
+                    let cancelled = self.fates[i] == Fate::Cancel && future.cancel();
+                    let kept = (self.fates[i] != Fate::Abandon).then_some(future);
                     if let (Some(pool), true) = (victims, self.kill_after.contains(&i)) {
                         tally.kills += kill_one_worker(pool, &mut killed, &mut rng);
                     }
-                    (i, future, cancelled)
+                    (i, kept, cancelled)
                 })
                 .collect();
             tally.submitted += batch.len() as u64;
             for (i, future, cancelled) in batch {
                 let task = self.tasks[i];
+                tally.stalls += u64::from(matches!(task, Task::Stall));
+                let Some(future) = future else { continue };
                 let outcome = Outcome::of(task, future.result().as_ref());
                 tally.outcomes[outcome as usize] += 1;
-                tally.stalls += u64::from(matches!(task, Task::Stall));
                 if !outcome.allowed(task, cancelled, victims.is_some()) {
-                    tally.violations.push(format!(
+                    tally.violate(format!(
                         "task {i} ({task:?}, cancel() returned {cancelled}) ended as {outcome:?}"
                     ));
                 }
@@ -369,9 +405,39 @@ impl<'a> Part<'a> {
         }
         pool.shutdown();
         tally.stats = pool.stats();
-        check_callbacks(&slots, &results, &mut tally);
+        self.check_callbacks(&slots, &results, &mut tally, victims.is_some());
         check_stats(&mut tally, victims.is_some());
         tally
+    }
+
+    /// Every future's callback ran exactly once and saw what `result()` returned, or, for an
+    /// abandoned future, an outcome its task allows (counted in the tally).
+    fn check_callbacks(
+        &self,
+        slots: &[AtomicU16],
+        results: &[Option<Outcome>],
+        tally: &mut Tally,
+        processes: bool,
+    ) {
+        let submitted = tally.submitted as usize;
+        for (i, (slot, result)) in slots.iter().zip(results).enumerate().take(submitted) {
+            let slot = slot.load(Ordering::Relaxed);
+            let (calls, seen) = (slot / CALLED, OUTCOMES.get(usize::from(slot % CALLED)));
+            let task = self.tasks[i];
+            match (result, seen) {
+                (Some(result), Some(seen)) if calls == 1 && seen == result => {}
+                (None, Some(&seen)) if calls == 1 && seen.allowed(task, false, processes) => {
+                    tally.abandoned += 1;
+                    tally.outcomes[seen as usize] += 1;
+                }
+                _ => tally.violate(format!(
+                    "task {i} ({task:?}, {:?}): result {result:?}, {calls} callback(s), \
+                     outcome codes adding up to {}",
+                    self.fates[i],
+                    slot % CALLED
+                )),
+            }
+        }
     }
 }
 
@@ -403,29 +469,10 @@ fn wait_for_replacements(pool: &ProcessPool, killed: &HashSet<u32>, tally: &mut 
             return;
         }
         if Instant::now() > give_up {
-            tally
-                .violations
-                .push(format!("killed workers not replaced: {pids:?}"));
+            tally.violate(format!("killed workers not replaced: {pids:?}"));
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Every future's callback ran exactly once and saw what `result()` returned.
-fn check_callbacks(slots: &[AtomicU16], results: &[Option<Outcome>], tally: &mut Tally) {
-    let mut reported = 0;
-    for (i, (slot, result)) in slots.iter().zip(results).enumerate() {
-        let Some(result) = result else { continue };
-        let slot = slot.load(Ordering::Relaxed);
-        if slot != CALLED + *result as u16 && reported < 10 {
-            reported += 1;
-            tally.violations.push(format!(
-                "task {i}: result {result:?}, but {} callback(s) with outcome code {}",
-                slot / CALLED,
-                slot % CALLED
-            ));
-        }
     }
 }
 
@@ -447,9 +494,7 @@ fn check_stats(tally: &mut Tally, processes: bool) {
     ];
     for (name, stat, seen) in counted {
         if stat != seen {
-            tally
-                .violations
-                .push(format!("stats.{name} = {stat}, results say {seen}"));
+            tally.violate(format!("stats.{name} = {stat}, results say {seen}"));
         }
     }
     if processes {
@@ -459,7 +504,7 @@ fn check_stats(tally: &mut Tally, processes: bool) {
         let deaths_seen = timeouts + tally.count(Outcome::WorkerDied);
         let restarts = stats.worker_restarts;
         if restarts < tally.kills.max(deaths_seen) || restarts > tally.kills + timeouts {
-            tally.violations.push(format!(
+            tally.violate(format!(
                 "{restarts} workers replaced after {} kills, {timeouts} timeouts and {} \
                  deaths failing a task",
                 tally.kills,
