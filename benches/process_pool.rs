@@ -32,7 +32,7 @@ fn add_one(x: u64) -> u64 {
 
 /// A few milliseconds of arithmetic that the optimiser cannot remove.
 fn spin_work(seed: u64) -> u64 {
-    support::spin_work_rounds(seed, 2_000_000)
+    support::spin_work_rounds(seed, 6_000_000)
 }
 
 fn submit_result_noop(c: &mut Criterion) {

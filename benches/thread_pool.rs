@@ -21,7 +21,7 @@ const EQUAL_TASKS: u64 = 64;
 
 /// About a millisecond of arithmetic that the optimiser cannot remove.
 fn spin_work(seed: u64) -> u64 {
-    support::spin_work_rounds(seed, 1_000_000)
+    support::spin_work_rounds(seed, 3_000_000)
 }
 
 fn submit_result_noop(c: &mut Criterion) {

@@ -92,14 +92,28 @@ fn wait_first_completed_returns_as_soon_as_one_is_done() {
 #[test]
 fn wait_first_exception_returns_on_the_first_failure() {
     let pool = ThreadPool::new(3).unwrap();
-    let (_open, slow) = held(&pool, 1);
+    let (open, slow) = held(&pool, 1);
     let ok = pool.submit(|| 2);
     wait_done(&ok);
     let bad = pool.submit(|| -> u32 { panic!("first exception") });
     let (done, pending) = wait([slow, ok, bad], ReturnWhen::FirstException, None);
-    assert_eq!(done.len(), 2, "the failure and the finished one");
-    assert_eq!(pending.len(), 1);
-    assert!(done.iter().any(|f| f.is_done()));
+    let mut outcomes: Vec<String> = done
+        .into_iter()
+        .map(|future| match future.result() {
+            Ok(value) => format!("ok {value}"),
+            Err(Error::Panicked { message, .. }) => format!("panicked: {message}"),
+            Err(other) => format!("unexpected {other:?}"),
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["ok 2", "panicked: first exception"]);
+    let [slow] = <[_; 1]>::try_from(pending).expect("only the held task is pending");
+    assert!(
+        !slow.is_done(),
+        "wait returned before the held task could finish"
+    );
+    open.send(()).unwrap();
+    assert_eq!(slow.result().unwrap(), 1);
 }
 
 #[test]

@@ -136,15 +136,32 @@ fn a_serial_part_is_amdahl_and_the_threshold_decides() {
 
 #[test]
 fn the_pilot_profiles_real_items() {
-    let items: Vec<u64> = (0..500).collect();
+    // Eight items, so the pilot runs all of them (it always times at least eight): seven wait
+    // 1 ms and the sixth waits 200 ms. Sleeps only set lower bounds on the times measured.
+    let naps_ms: Vec<u64> = vec![1, 1, 1, 1, 1, 200, 1, 1];
     let plan = Planner::new()
-        .pilot(&items, |x: u64| (0..x % 50).map(|i| i * i).sum::<u64>())
+        .pilot(&naps_ms, |ms: u64| {
+            std::thread::sleep(Duration::from_millis(ms))
+        })
         .plan()
         .unwrap();
-    assert_eq!(plan.workload.items, 500);
-    assert!(plan.workload.mean_item > Duration::ZERO);
-    assert!(plan.workload.largest_item >= plan.workload.mean_item);
-    assert!((0.0..=1.0).contains(&plan.workload.cpu_share));
+    let profile = &plan.workload;
+    assert_eq!(profile.items, 8);
+    assert!(
+        profile.mean_item >= Duration::from_millis(207) / 8,
+        "{profile:?}"
+    );
+    assert!(
+        profile.largest_item >= Duration::from_millis(200),
+        "{profile:?}"
+    );
+    assert!(
+        (profile.largest_position - 5.0 / 7.0).abs() < 1e-12,
+        "{profile:?}"
+    );
+    assert!(profile.cpu_share < 0.5, "sleeping items wait: {profile:?}");
+    // With weights, the heaviest item is found from the weights alone: here the last one.
+    let items: Vec<u64> = (0..500).collect();
     let weighted = Planner::new()
         .pilot_weighted(&items, |x: u64| x + 1, |&x| 1.0 + x as f64)
         .plan()
