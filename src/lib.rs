@@ -87,6 +87,11 @@ mod chunking;
 #[cfg(doctest)]
 mod compile_fail;
 mod completion;
+// The integration tests' filter for deliberate panics, whose items are `pub` for them.
+#[cfg(test)]
+#[allow(unreachable_pub)]
+#[path = "../tests/support/deliberate.rs"]
+mod deliberate;
 mod error;
 mod executor;
 mod future;

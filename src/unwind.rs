@@ -62,6 +62,9 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
 pub(crate) fn install_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
+        // Unit tests panic on purpose; below this hook, their filter keeps the locations.
+        #[cfg(test)]
+        crate::deliberate::silence();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let location = info
@@ -89,7 +92,7 @@ mod tests {
     #[test]
     fn records_the_location_of_a_caught_panic() {
         install_hook();
-        let panic = catch(|| panic!("recorded")).unwrap_err();
+        let panic = catch(|| crate::deliberate::panic_with("recorded")).unwrap_err();
         let location = panic.location.expect("the hook records a location");
         assert!(location.starts_with(file!()), "{location}");
         assert_eq!(take_location(), None, "taking clears the slot");

@@ -1,6 +1,9 @@
 //! `Map::collect_vec`: the same answer as `collect`, no leaked or double-dropped values on any
 //! failure, and no write after it returns.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,13 +120,16 @@ fn empty_and_zero_sized_results() {
 
 #[test]
 fn the_first_panic_in_input_order_is_the_error_and_nothing_leaks() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let alive = Arc::new(AtomicUsize::new(0));
     let tracked = Arc::clone(&alive);
     let outcome = pool
         .map(
             move |x: u64| {
-                assert!(x != 700 && x != 300, "item {x} fails");
+                if x == 700 || x == 300 {
+                    deliberate::panic_with(format_args!("item {x} fails"));
+                }
                 Tracked::new(x, &tracked)
             },
             0..2_000,
@@ -146,6 +152,7 @@ fn the_first_panic_in_input_order_is_the_error_and_nothing_leaks() {
 
 #[test]
 fn chunks_still_running_at_an_error_finish_before_it_returns() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let alive = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicUsize::new(0));
@@ -154,7 +161,7 @@ fn chunks_still_running_at_an_error_finish_before_it_returns() {
         .map(
             move |x: u64| {
                 if x == 0 {
-                    panic!("the first item fails at once");
+                    deliberate::panic_with("the first item fails at once");
                 }
                 in_item.fetch_add(1, Ordering::SeqCst);
                 // Later chunks are still writing when the error is seen.
@@ -182,10 +189,15 @@ fn chunks_still_running_at_an_error_finish_before_it_returns() {
 
 #[test]
 fn a_panicking_input_unwinds_cleanly() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let alive = Arc::new(AtomicUsize::new(0));
     let tracked = Arc::clone(&alive);
-    let input = (0..1_000_u64).inspect(|&x| assert!(x != 600, "the input fails at 600"));
+    let input = (0..1_000_u64).inspect(|&x| {
+        if x == 600 {
+            deliberate::panic_with("the input fails at 600");
+        }
+    });
     // The adapter keeps the exact length of the range.
     assert_eq!(input.size_hint(), (1_000, Some(1_000)));
     let unwound = catch_unwind(AssertUnwindSafe(|| {

@@ -1,5 +1,8 @@
 //! `as_completed`, `as_completed_timeout` and `wait` across pools.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -91,11 +94,12 @@ fn wait_first_completed_returns_as_soon_as_one_is_done() {
 
 #[test]
 fn wait_first_exception_returns_on_the_first_failure() {
+    deliberate::silence();
     let pool = ThreadPool::new(3).unwrap();
     let (open, slow) = held(&pool, 1);
     let ok = pool.submit(|| 2);
     wait_done(&ok);
-    let bad = pool.submit(|| -> u32 { panic!("first exception") });
+    let bad = pool.submit(|| -> u32 { deliberate::panic_with("first exception") });
     let (done, pending) = wait([slow, ok, bad], ReturnWhen::FirstException, None);
     let mut outcomes: Vec<String> = done
         .into_iter()
@@ -106,7 +110,13 @@ fn wait_first_exception_returns_on_the_first_failure() {
         })
         .collect();
     outcomes.sort();
-    assert_eq!(outcomes, ["ok 2", "panicked: first exception"]);
+    assert_eq!(
+        outcomes,
+        [
+            "ok 2".to_owned(),
+            format!("panicked: {} first exception", deliberate::PREFIX)
+        ]
+    );
     let [slow] = <[_; 1]>::try_from(pending).expect("only the held task is pending");
     assert!(
         !slow.is_done(),

@@ -1,5 +1,8 @@
 //! `Future<T>` as users see it, on a real thread pool.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -7,6 +10,13 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use parexec::{Error, ThreadPool};
+
+/// Every test takes its pool from here, so that deliberate panics are silenced before the first
+/// pool installs the hook that records panic locations, which the tests check.
+fn pool(workers: usize) -> ThreadPool {
+    deliberate::silence();
+    ThreadPool::new(workers).unwrap()
+}
 
 /// A gate that holds a task until the test opens it.
 fn gate() -> (mpsc::Sender<()>, impl FnOnce() + Send + 'static) {
@@ -34,7 +44,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn result_blocks_until_the_task_is_done() {
-    let pool = ThreadPool::new(2).unwrap();
+    let pool = pool(2);
     let (open, wait) = gate();
     let future = pool.submit(move || {
         wait();
@@ -46,7 +56,7 @@ fn result_blocks_until_the_task_is_done() {
 
 #[test]
 fn result_timeout_times_out_and_the_future_stays_valid() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let (open, wait) = gate();
     let mut future = pool.submit(move || {
         wait();
@@ -67,7 +77,7 @@ fn result_timeout_times_out_and_the_future_stays_valid() {
 
 #[test]
 fn cancel_succeeds_only_before_the_task_starts() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let (started_tx, started) = mpsc::channel();
     let (open, wait) = gate();
     let running = pool.submit(move || {
@@ -92,7 +102,7 @@ fn cancel_succeeds_only_before_the_task_starts() {
 
 #[test]
 fn cancel_after_completion_fails() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let mut future = pool.submit(|| 1);
     while !future.is_done() {
         std::thread::yield_now();
@@ -104,7 +114,7 @@ fn cancel_after_completion_fails() {
 
 #[test]
 fn done_callbacks_run_exactly_once_and_at_once_when_done() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let (open, wait) = gate();
     let future = pool.submit(move || {
         wait();
@@ -139,9 +149,9 @@ fn done_callbacks_run_exactly_once_and_at_once_when_done() {
 
 #[test]
 fn callbacks_see_errors() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let (tx, rx) = mpsc::channel();
-    let future = pool.submit(|| -> u8 { panic!("nope") });
+    let future = pool.submit(|| -> u8 { deliberate::panic_with("nope") });
     future.add_done_callback(move |outcome| {
         tx.send(matches!(outcome, Err(Error::Panicked { .. })))
             .unwrap()
@@ -151,7 +161,7 @@ fn callbacks_see_errors() {
 
 #[test]
 fn futures_can_be_awaited() {
-    let pool = ThreadPool::new(2).unwrap();
+    let pool = pool(2);
     let (open, wait) = gate();
     let slow = pool.submit(move || {
         wait();
@@ -169,7 +179,7 @@ fn futures_can_be_awaited() {
 
 #[test]
 fn a_future_can_be_waited_on_from_another_thread() {
-    let pool = ThreadPool::new(1).unwrap();
+    let pool = pool(1);
     let future = pool.submit(|| String::from("moved"));
     let waiter = std::thread::spawn(move || future.result().unwrap());
     assert_eq!(waiter.join().unwrap(), "moved");
@@ -177,11 +187,12 @@ fn a_future_can_be_waited_on_from_another_thread() {
 
 #[test]
 fn a_panicking_task_reports_message_and_location_and_the_worker_survives() {
-    let pool = ThreadPool::new(1).unwrap();
-    let failed = pool.submit(|| -> u32 { panic!("exploded on {}", 7) });
+    let pool = pool(1);
+    let failed =
+        pool.submit(|| -> u32 { deliberate::panic_with(format_args!("exploded on {}", 7)) });
     match failed.result() {
         Err(Error::Panicked { message, location }) => {
-            assert_eq!(message, "exploded on 7");
+            assert_eq!(message, format!("{} exploded on 7", deliberate::PREFIX));
             assert!(location.unwrap().contains("tests/future.rs"));
         }
         other => panic!("unexpected {other:?}"),

@@ -1,5 +1,8 @@
 //! `map`: order, laziness and bounded memory, chunking, failures, cancellation, unordered.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -60,11 +63,14 @@ fn nothing_is_pulled_before_iteration_starts() {
 
 #[test]
 fn a_panic_fails_only_its_own_item() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let results: Vec<Result<u32, Error>> = pool
         .map(
             |x: u32| {
-                assert!(x % 7 != 3, "item {x} is bad");
+                if x % 7 == 3 {
+                    deliberate::panic_with(format_args!("item {x} is bad"));
+                }
                 x
             },
             0..50,
@@ -77,7 +83,7 @@ fn a_panic_fails_only_its_own_item() {
             Ok(v) => assert_eq!(*v as usize, x),
             Err(Error::Panicked { message, .. }) => {
                 assert_eq!(x % 7, 3);
-                assert_eq!(message, &format!("item {x} is bad"));
+                assert_eq!(message, &format!("{} item {x} is bad", deliberate::PREFIX));
             }
             Err(other) => panic!("unexpected {other:?}"),
         }

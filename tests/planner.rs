@@ -2,6 +2,9 @@
 //! profile, running a plan, feedback, and bad input. No assertion depends on timing: profiles
 //! are injected wherever a decision is checked.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::time::Duration;
 
 use parexec::planner::{
@@ -16,7 +19,9 @@ fn planner() -> Planner<'static> {
 }
 
 fn halve(x: i64) -> i64 {
-    assert!(x != 13, "unlucky item");
+    if x == 13 {
+        deliberate::panic_with("unlucky item");
+    }
     x / 2
 }
 
@@ -44,6 +49,7 @@ fn free_helpers_agree_with_each_other() {
 
 #[test]
 fn a_serial_plan_runs_inline_in_order_and_isolates_panics() {
+    deliberate::silence();
     let plan = planner()
         .profile(WorkloadProfile::uniform(100, Duration::from_nanos(10)))
         .plan()
@@ -55,7 +61,10 @@ fn a_serial_plan_runs_inline_in_order_and_isolates_panics() {
         match r {
             Ok(v) => assert_eq!(*v, i as i64 / 2),
             Err(Error::Panicked { message, .. }) => {
-                assert_eq!((i, message.as_str()), (13, "unlucky item"))
+                assert_eq!(
+                    (i, message.clone()),
+                    (13, format!("{} unlucky item", deliberate::PREFIX))
+                )
             }
             Err(other) => panic!("unexpected {other:?}"),
         }

@@ -1,5 +1,8 @@
 //! `ThreadPool` submission, scopes, lifecycle, builder and statistics.
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
@@ -63,9 +66,10 @@ fn scope_waits_for_tasks_whose_futures_were_dropped() {
 
 #[test]
 fn a_panicking_scoped_task_fails_its_future_only() {
+    deliberate::silence();
     let pool = ThreadPool::new(1).unwrap();
     let outcomes = pool.scope(|s| {
-        let bad = s.submit(|| -> i32 { panic!("scoped") });
+        let bad = s.submit(|| -> i32 { deliberate::panic_with("scoped") });
         let good = s.submit(|| 3);
         (bad.result(), good.result())
     });
@@ -75,6 +79,7 @@ fn a_panicking_scoped_task_fails_its_future_only() {
 
 #[test]
 fn a_panic_in_the_scope_body_is_reraised_after_tasks_finish() {
+    deliberate::silence();
     let pool = ThreadPool::new(1).unwrap();
     let finished = AtomicUsize::new(0);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -83,7 +88,7 @@ fn a_panic_in_the_scope_body_is_reraised_after_tasks_finish() {
                 std::thread::sleep(Duration::from_millis(5));
                 finished.fetch_add(1, Ordering::SeqCst);
             });
-            panic!("body");
+            deliberate::panic_with("body");
         })
     }));
     assert!(outcome.is_err());
@@ -208,9 +213,14 @@ fn dropping_the_pool_joins_every_worker_and_initializer_runs_once_each() {
 
 #[test]
 fn a_panicking_initializer_fails_the_build() {
+    deliberate::silence();
     let err = ThreadPool::builder()
         .workers(2)
-        .initializer(|index| assert!(index == 0, "worker {index} refuses"))
+        .initializer(|index| {
+            if index != 0 {
+                deliberate::panic_with(format_args!("worker {index} refuses"));
+            }
+        })
         .build()
         .unwrap_err();
     match err {
@@ -255,11 +265,12 @@ fn zero_workers_is_an_error() {
 
 #[test]
 fn stats_count_outcomes_and_time() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let ok: Vec<_> = (0..10)
         .map(|_| pool.submit(|| std::thread::sleep(Duration::from_millis(1))))
         .collect();
-    let bad = pool.submit(|| panic!("counted as failed"));
+    let bad = pool.submit(|| deliberate::panic_with("counted as failed"));
     for f in ok {
         f.result().unwrap();
     }

@@ -108,7 +108,9 @@ mod tests {
     use super::*;
 
     fn double(x: u32) -> u32 {
-        assert!(x != 13, "unlucky");
+        if x == 13 {
+            crate::deliberate::panic_with("unlucky");
+        }
         x * 2
     }
 
@@ -135,7 +137,7 @@ mod tests {
         let results: Vec<Result<u32, RemoteFailure>> = postcard::from_bytes(&out).unwrap();
         assert_eq!(results[0], Ok(2));
         assert!(
-            matches!(&results[1], Err(RemoteFailure::Panicked { message, location: Some(_) }) if message == "unlucky")
+            matches!(&results[1], Err(RemoteFailure::Panicked { message, location: Some(_) }) if *message == format!("{} unlucky", crate::deliberate::PREFIX))
         );
         assert_eq!(results[2], Ok(10));
     }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use parexec::{Error, Executor, ProcessPool, ThreadPool, as_completed};
 
+use crate::capture::capture;
 use crate::tasks::*;
 use crate::{census, pool};
 
@@ -61,14 +62,26 @@ pub fn a_100_mb_payload_travels_both_ways() {
     assert_eq!(small.result().unwrap(), 9);
 }
 
+/// The tasks print to the streams they inherit, which the test points at files: the bytes reach
+/// them intact, and stay out of the test log.
 pub fn printing_tasks_do_not_corrupt_the_protocol() {
-    let pool = pool(2);
-    let out: Vec<u64> = pool
-        .map(print_and_square, 0..200)
-        .chunksize(7)
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(out, (0..200).map(|x| x * x).collect::<Vec<_>>());
+    let (out, printed) = capture(|| {
+        pool(2)
+            .map(print_and_square, 0..200)
+            .chunksize(7)
+            .collect::<Result<Vec<u64>, _>>()
+    });
+    assert_eq!(out.unwrap(), (0..200).map(|x| x * x).collect::<Vec<_>>());
+    // Counted rather than matched line by line: two workers' lines may interleave.
+    assert_eq!(occurrences(&printed.stdout, FRAME_LIKE), 200);
+    assert_eq!(occurrences(&printed.stderr, ON_STDERR), 200);
+}
+
+fn occurrences(haystack: &[u8], needle: &str) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|window| *window == needle.as_bytes())
+        .count()
 }
 
 pub fn workers_are_recycled_after_max_tasks() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parexec::{Error, ProcessPool, WorkerExit};
 
 use crate::census;
+use crate::deliberate;
 use crate::pool;
 use crate::tasks::*;
 
@@ -52,7 +53,10 @@ pub fn a_panic_fails_only_its_task_and_the_worker_survives() {
             Ok(v) => assert_eq!(v, x),
             Err(Error::Panicked { message, location }) => {
                 assert_eq!(x, 13);
-                assert_eq!(message, "thirteen is unlucky");
+                assert_eq!(
+                    message,
+                    format!("{} thirteen is unlucky", deliberate::PREFIX)
+                );
                 assert!(location.unwrap().contains("process_pool/tasks.rs"));
             }
             Err(other) => panic!("unexpected {other:?}"),

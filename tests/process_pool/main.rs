@@ -1,17 +1,22 @@
 //! Integration tests of `ProcessPool`, including one test per fault it must survive.
 //!
 //! Workers re-execute this binary, so it has `harness = false` and its own `main`, which calls
-//! `parexec::init()` before anything else and then hands over to `libtest-mimic`, which speaks
-//! libtest's command line for `cargo test` and `cargo nextest run`.
+//! `parexec::init()` before anything else but the hook that silences deliberate panics, and
+//! then hands over to `libtest-mimic`, which speaks libtest's command line for `cargo test`
+//! and `cargo nextest run`.
 //!
 //! After each test, the harness checks that the test's pools left no child process behind.
 //! Tests run one at a time for that reason. Where `/proc` is missing, that check is skipped
 //! with a note, and the tests that cannot work without `/proc` report themselves ignored.
 
 mod api;
+mod capture;
 #[path = "../support/census.rs"]
 mod census;
+#[path = "../support/deliberate.rs"]
+mod deliberate;
 mod faults;
+mod quiet;
 mod tasks;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -27,6 +32,9 @@ macro_rules! tests {
 }
 
 fn main() {
+    // Before `init`, so that workers (which never return from it) install it too, and below
+    // the hook with which parexec records panic locations.
+    deliberate::silence();
     parexec::init();
     if std::env::var_os(faults::CRASHING_PARENT).is_some() {
         faults::crash_with_busy_workers();
@@ -65,6 +73,7 @@ fn main() {
         api::a_map_chunk_with_failures_keeps_the_other_items,
         api::stats_count_tasks_and_time,
         faults::concurrent_submitters_survive_repeated_kills,
+        quiet::noisy_tests_leave_the_log_clean,
     ];
     let needs_proc = tests![
         api::shutdown_reaps_every_worker,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::deliberate;
+
 pub fn square(x: u64) -> u64 {
     x * x
 }
@@ -15,7 +17,9 @@ pub fn slow_square(x: u64) -> u64 {
 }
 
 pub fn panics_on_13(x: u64) -> u64 {
-    assert!(x != 13, "thirteen is unlucky");
+    if x == 13 {
+        deliberate::panic_with("thirteen is unlucky");
+    }
     x
 }
 
@@ -50,9 +54,15 @@ pub fn spin_forever(_: ()) -> u64 {
     }
 }
 
+/// Bytes that look like the start of a protocol frame: a zero length prefix and a stray byte.
+pub const FRAME_LIKE: &str = "frame-like bytes \u{0}\u{0}\u{0}\u{ff}";
+
+/// What [`print_and_square`] prints to stderr, after the item.
+pub const ON_STDERR: &str = "to stderr";
+
 pub fn print_and_square(x: u64) -> u64 {
-    println!("a task prints {x} to stdout: frame-like bytes \u{0}\u{0}\u{0}\u{ff}");
-    eprintln!("and {x} to stderr");
+    println!("a task prints {x} to stdout: {FRAME_LIKE}");
+    eprintln!("and {x} {ON_STDERR}");
     x * x
 }
 
@@ -88,7 +98,7 @@ pub fn initializer() {
 }
 
 pub fn bad_initializer() {
-    panic!("cannot initialize");
+    deliberate::panic_with("cannot initialize");
 }
 
 /// Serializes only when `ok` is set.
@@ -113,7 +123,7 @@ pub struct Explosive;
 
 impl<'de> Deserialize<'de> for Explosive {
     fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        panic!("Explosive refuses to deserialize")
+        deliberate::panic_with("Explosive refuses to deserialize")
     }
 }
 

@@ -1,14 +1,22 @@
-//! Deliberate panics: thousands of them in a soak or leak run would bury a real failure on
-//! stderr, so their messages start with [`PREFIX`] and a panic hook drops them.
+//! Deliberate panics: thousands of them in a soak or leak run, or a few full reports with
+//! backtraces in `cargo test`, would bury a real failure on stderr, so their messages start
+//! with [`PREFIX`] and a panic hook drops them.
+//!
+//! parexec records where a task panicked with a panic hook of its own, installed when the first
+//! pool starts, on top of the hook in place then. Calling [`silence`] before that keeps the
+//! location: the filter then sits below parexec's hook. Called later, the filter sits above
+//! and deliberate panics lose their location; no other result changes.
 
 use std::sync::Once;
 
 /// Starts the message of every deliberate panic.
 pub const PREFIX: &str = "deliberate panic";
 
-/// Panics with a message that [`silence`] recognises.
-pub fn panic_with(x: u64) -> ! {
-    panic!("{PREFIX} {x}")
+/// Panics with the message `"{PREFIX} {what}"`, which [`silence`] recognises. The panic's
+/// location is the caller's.
+#[track_caller]
+pub fn panic_with(what: impl std::fmt::Display) -> ! {
+    panic!("{PREFIX} {what}")
 }
 
 /// Installs (once per process) a panic hook that drops deliberate panics and passes any other

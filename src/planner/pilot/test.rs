@@ -97,10 +97,17 @@ fn weights_reveal_an_outlier_the_sample_missed() {
 
 #[test]
 fn the_pilot_runs_a_spread_sample_and_survives_panics() {
+    crate::deliberate::silence();
     let items: Vec<u32> = (0..50).collect();
     let p = run(
         &items,
-        |x: u32| if x == 7 { panic!("bad item") } else { x * 2 },
+        |x: u32| {
+            if x == 7 {
+                crate::deliberate::panic_with("bad item")
+            } else {
+                x * 2
+            }
+        },
         None,
         true,
     )
