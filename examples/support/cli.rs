@@ -1,0 +1,63 @@
+//! Command-line pieces that more than one pipeline takes.
+
+use clap::ValueEnum;
+use parexec::ExecutorKind;
+
+/// Which executors the planner may choose from (`--executor`). The planner still decides
+/// whether parallelism pays at all, how many workers and what chunk size.
+///
+/// A new executor (say MPI, behind its cargo feature) is one more variant here and one more
+/// arm in [`ExecutorChoice::kinds`]; the pipelines take the list, not the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ExecutorChoice {
+    /// Let the planner pick threads or processes.
+    #[default]
+    Auto,
+    /// Worker threads in this process.
+    Threads,
+    /// Worker processes running this executable (crash isolation).
+    Processes,
+}
+
+impl ExecutorChoice {
+    /// The executor kinds to hand to `Planner::executors`.
+    pub fn kinds(self) -> Vec<ExecutorKind> {
+        match self {
+            ExecutorChoice::Auto => vec![ExecutorKind::Threads, ExecutorKind::Processes],
+            ExecutorChoice::Threads => vec![ExecutorKind::Threads],
+            ExecutorChoice::Processes => vec![ExecutorKind::Processes],
+        }
+    }
+}
+
+/// Parses an efficiency threshold: a number in (0, 1].
+pub fn threshold(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value <= 1.0 => Ok(value),
+        _ => Err(format!("expected a number in (0, 1], got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_offers_every_kind_and_the_others_one() {
+        assert_eq!(ExecutorChoice::Auto.kinds().len(), 2);
+        assert_eq!(ExecutorChoice::Threads.kinds(), [ExecutorKind::Threads]);
+        assert_eq!(ExecutorChoice::Processes.kinds(), [ExecutorKind::Processes]);
+        assert_eq!(
+            ExecutorChoice::from_str("processes", true),
+            Ok(ExecutorChoice::Processes)
+        );
+    }
+
+    #[test]
+    fn thresholds_outside_zero_to_one_are_refused() {
+        assert_eq!(threshold("0.8"), Ok(0.8));
+        for bad in ["0", "1.5", "-1", "NaN", "x"] {
+            assert!(threshold(bad).is_err(), "{bad}");
+        }
+    }
+}
