@@ -85,6 +85,9 @@ struct Options {
     /// Text encoding of the input.
     #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
     encoding: Encoding,
+    /// Workers of the run, overriding the planner's count and its decision to stay serial.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    workers: Option<u32>,
     /// Executors the planner may choose from.
     #[arg(long, value_enum, default_value_t = cli::ExecutorChoice::Auto)]
     executor: cli::ExecutorChoice,
@@ -172,12 +175,13 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     let mut plan = None;
     let started = Instant::now();
     if !pilot.is_empty() {
-        let planned = Planner::new()
+        let mut planned = Planner::new()
             .threshold(options.threshold)
             .executors(&options.executor.kinds())
             .pilot(&pilot, classify_item)
             .plan()?;
         println!("classifying {source}; plan from a pilot on the first rows:\n\n{planned}\n");
+        cli::override_workers(&mut planned, options.workers.map(|w| w as usize));
         let bar = progress::bar(
             options.input.is_none().then_some(options.rows as u64),
             "classifying",

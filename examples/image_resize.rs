@@ -10,7 +10,7 @@
 //! `ProcessPoolExecutor` on 8 cores 6.98 s (about 4.3x).
 //!
 //! ```sh
-//! cargo run --release --example image_resize                      # 300 generated X-rays
+//! cargo run --release --example image_resize                      # 300 generated X-ray JPEGs
 //! cargo run --release --example image_resize -- --dir chest_xray/train \
 //!     --out thumbs/ --npy thumbs.npy --keep-going
 //! cargo run --release --example image_resize -- --help
@@ -95,6 +95,9 @@ struct Args {
     /// Try every image even after one fails (the exit status still reports failures)
     #[arg(long)]
     keep_going: bool,
+    /// Workers of the run, overriding the planner's count and its decision to stay serial
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    workers: Option<u32>,
     /// Executors the planner may choose from
     #[arg(long, value_enum, default_value_t = cli::ExecutorChoice::Auto)]
     executor: cli::ExecutorChoice,
@@ -190,6 +193,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
         .plan()
         .map_err(|e| format!("planning failed: {e}"))?;
     println!("{plan}\n");
+    cli::override_workers(&mut plan, args.workers.map(|w| w as usize));
 
     let bar = progress::bar(Some(jobs.len() as u64), "resizing", "images");
     let started = Instant::now();

@@ -89,7 +89,7 @@ fn a_pool_writes_what_the_serial_loop_writes_for_a_real_world_file() {
 
 #[test]
 fn the_whole_run_matches_the_serial_loop_and_its_own_comparison() {
-    let output = classify_file("real.csv", &["--compare-serial"]).unwrap();
+    let output = classify_file("real.csv", &["--compare-serial", "--workers", "2"]).unwrap();
     assert_eq!(output, serial_output("real.csv", UTF8_WITH_HEADER));
 }
 
@@ -212,6 +212,7 @@ fn help_lists_every_option() {
         "--skip-bad-rows",
         "--encoding",
         "--executor",
+        "--workers",
         "--threshold",
         "--compare-serial",
         "--bench-rss",

@@ -49,6 +49,8 @@ fn every_format_is_read_by_content_and_mirrored_as_png() {
         input.as_os_str(),
         OsStr::new("--out"),
         out.path().as_os_str(),
+        OsStr::new("--workers"),
+        OsStr::new("2"),
         OsStr::new("--npy"),
         npy.as_os_str(),
     ];
@@ -208,6 +210,7 @@ fn help_lists_every_option() {
         "--npy",
         "--keep-going",
         "--executor",
+        "--workers",
         "--threshold",
         "--compare-serial",
     ] {

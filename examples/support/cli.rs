@@ -1,7 +1,7 @@
 //! Command-line pieces that more than one pipeline takes.
 
 use clap::ValueEnum;
-use parexec::ExecutorKind;
+use parexec::{ExecutorKind, Plan};
 
 /// Which executors the planner may choose from (`--executor`). The planner still decides
 /// whether parallelism pays at all, how many workers and what chunk size.
@@ -30,6 +30,15 @@ impl ExecutorChoice {
     }
 }
 
+/// Applies `--workers`: the user's worker count overrides the plan's, and the run is parallel
+/// on the plan's executor kind (the best parallel option it found) whatever it decided.
+pub fn override_workers(plan: &mut Plan, workers: Option<usize>) {
+    if let Some(workers) = workers {
+        plan.parallel = true;
+        plan.workers = workers;
+    }
+}
+
 /// Parses an efficiency threshold: a number in (0, 1].
 pub fn threshold(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -51,6 +60,26 @@ mod tests {
             ExecutorChoice::from_str("processes", true),
             Ok(ExecutorChoice::Processes)
         );
+    }
+
+    #[test]
+    fn workers_override_a_serial_decision() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut plan = parexec::Planner::new()
+            .pilot(&items, |x: u32| x + 1)
+            .plan()
+            .unwrap();
+        assert!(!plan.parallel, "nanoseconds per item never repay a pool");
+        override_workers(&mut plan, None);
+        assert!(!plan.parallel);
+        override_workers(&mut plan, Some(3));
+        assert!(plan.parallel && plan.workers == 3);
+        let out: Vec<u32> = plan
+            .map(|x: u32| x * 2, items)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(out[999], 1998);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Synthetic chest radiographs for the image pipeline when no directory is given: grayscale
-//! PNGs of varied sizes, the same for a given seed on every platform.
+//! JPEGs of varied sizes in two class folders, laid out like the Chest X-Ray Images
+//! (Pneumonia) dataset, the same for a given seed on every platform.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+use image::codecs::jpeg::JpegEncoder;
 use image::{ExtendedColorType, GrayImage, ImageEncoder};
 use parexec::ThreadPool;
 
@@ -78,24 +79,27 @@ pub fn synthetic_xray(seed: u64, index: u64) -> GrayImage {
     image
 }
 
+/// The dataset's class folders; image `index` goes to `CLASSES[index % 2]`.
+pub const CLASSES: [&str; 2] = ["NORMAL", "PNEUMONIA"];
+
+/// Where image `index` of a set goes below its directory.
+pub fn relative_path(index: u64) -> PathBuf {
+    Path::new(CLASSES[(index % 2) as usize]).join(format!("xray-{index:05}.jpeg"))
+}
+
 /// Writes image `index` of the set `seed` into `dir` and returns its path.
 fn write_synthetic(dir: &Path, seed: u64, index: u64) -> Result<PathBuf, String> {
-    let path = dir.join(format!("xray-{index:05}.png"));
+    let path = dir.join(relative_path(index));
     let image = synthetic_xray(seed, index);
     let file = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // Fast compression: the default level would make writing the set slower than resizing it.
-    PngEncoder::new_with_quality(
-        BufWriter::new(file),
-        CompressionType::Fast,
-        PngFilter::Adaptive,
-    )
-    .write_image(
-        image.as_raw(),
-        image.width(),
-        image.height(),
-        ExtendedColorType::L8,
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    JpegEncoder::new_with_quality(BufWriter::new(file), 90)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::L8,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
 
@@ -103,6 +107,9 @@ fn write_synthetic(dir: &Path, seed: u64, index: u64) -> Result<PathBuf, String>
 /// and `i`, so the set is the same whatever the scheduling.
 pub fn generate(dir: &Path, seed: u64, count: u64) -> Result<(), Box<dyn std::error::Error>> {
     let pool = ThreadPool::new(std::thread::available_parallelism().map_or(2, usize::from))?;
+    for class in CLASSES {
+        std::fs::create_dir_all(dir.join(class))?;
+    }
     let target = dir.to_path_buf();
     for written in pool.map(move |i| write_synthetic(&target, seed, i), 0..count) {
         written??;
@@ -139,10 +146,21 @@ mod tests {
     }
 
     #[test]
-    fn a_generated_set_is_written_as_pngs() {
+    fn a_generated_set_is_written_as_jpegs_in_class_folders() {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), 3, 2).unwrap();
-        let written = image::open(dir.path().join("xray-00001.png")).unwrap();
-        assert_eq!(written.into_luma8(), synthetic_xray(3, 1));
+        let written = image::open(dir.path().join("PNEUMONIA/xray-00001.jpeg")).unwrap();
+        let (written, drawn) = (written.into_luma8(), synthetic_xray(3, 1));
+        assert_eq!(written.dimensions(), drawn.dimensions());
+        let error: u64 = written
+            .iter()
+            .zip(drawn.iter())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        assert!(
+            error < 8 * written.len() as u64,
+            "lossy, but the same picture"
+        );
+        assert!(dir.path().join("NORMAL/xray-00000.jpeg").is_file());
     }
 }
