@@ -28,6 +28,7 @@ fn fetcher(
     ))
 }
 
+/// A run against `api` ending on 2020-10-10, with two quick attempts per day.
 fn args(api: &FlakyApi, list: &[&str]) -> Args {
     let base = [
         "weather_fetch",
@@ -37,6 +38,10 @@ fn args(api: &FlakyApi, list: &[&str]) -> Args {
         "2020-10-10",
         "--timeout",
         "5",
+        "--max-attempts",
+        "2",
+        "--max-backoff",
+        "0.05",
     ];
     Args::try_parse_from(base.iter().chain(list)).unwrap()
 }
@@ -81,18 +86,7 @@ fn a_bad_day_fails_alone_even_as_the_probe() {
         ..Behaviour::default()
     })
     .unwrap();
-    let failed = run(&args(
-        &api,
-        &[
-            "--days",
-            "5",
-            "--max-attempts",
-            "2",
-            "--max-backoff",
-            "0.05",
-        ],
-    ))
-    .unwrap();
+    let failed = run(&args(&api, &["--days", "5"])).unwrap();
     assert_eq!(failed, 2, "the malformed probe day and the empty day");
     let fetcher = fetcher(&api, 2, 4, Duration::from_secs(5));
     assert!(matches!(
@@ -200,19 +194,7 @@ fn comparing_with_a_serial_run_is_never_fatal() {
     .unwrap();
     // Each run meets the malformed answer once and retries it; the comparison reports the
     // days that differ (none here) and never fails the run.
-    let failed = run(&args(
-        &api,
-        &[
-            "--days",
-            "4",
-            "--compare-serial",
-            "--max-attempts",
-            "2",
-            "--max-backoff",
-            "0.05",
-        ],
-    ))
-    .unwrap();
+    let failed = run(&args(&api, &["--days", "4", "--compare-serial"])).unwrap();
     assert_eq!(failed, 0);
 }
 
