@@ -215,7 +215,7 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     if let Some(path) = &options.output {
         println!("wrote {}", path.display());
     }
-    if let (Some(plan), Some(parallel)) = (&mut plan, fingerprints) {
+    if let (Some(plan), Some(parallel)) = (&plan, fingerprints) {
         compare_serial(options, plan, elapsed, &parallel)?;
     }
     if options.report_peak_rss {
@@ -228,8 +228,8 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
 /// run, and fails if any row's output differs.
 fn compare_serial(
     options: &Options,
-    plan: &mut Plan,
-    parallel_time: Duration,
+    plan: &Plan,
+    planned: Duration,
     parallel: &[u64],
 ) -> Result<(), Box<dyn Error>> {
     let (_, rows) = open_input(options)?;
@@ -242,23 +242,7 @@ fn compare_serial(
     }
     let serial_time = started.elapsed();
     bar.finish_and_clear();
-    plan.record_serial(serial_time);
-    println!(
-        "serial:  {:.2} s, planned: {:.2} s",
-        serial_time.as_secs_f64(),
-        parallel_time.as_secs_f64()
-    );
-    if plan.parallel {
-        let feedback = plan.record(plan.workers, parallel_time)?;
-        println!(
-            "speedup: measured {:.2}x on {} x{}, predicted {:.2}x; efficiency {:.0}%",
-            feedback.measured_speedup,
-            plan.kind,
-            plan.workers,
-            feedback.predicted_speedup,
-            100.0 * feedback.measured_speedup / plan.workers as f64,
-        );
-    }
+    compare::report_speedup(plan, serial_time, planned);
     let differing = compare::differing(&serial, parallel);
     if let Some(&first) = differing.first() {
         return Err(format!(

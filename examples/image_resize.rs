@@ -236,14 +236,14 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
         println!("wrote PNG thumbnails below {}", dir.display());
     }
     if args.compare_serial {
-        compare_serial(&mut plan, &jobs, elapsed, &fingerprints)?;
+        compare_serial(&plan, &jobs, elapsed, &fingerprints)?;
     }
     Ok(failed)
 }
 
 /// Runs every job again serially, reports the speedup and fails if any output differs.
 fn compare_serial(
-    plan: &mut Plan,
+    plan: &Plan,
     jobs: &[Job],
     planned: Duration,
     fingerprints: &[u64],
@@ -261,19 +261,7 @@ fn compare_serial(
         .collect();
     let serial_time = started.elapsed();
     bar.finish_and_clear();
-    plan.record_serial(serial_time);
-    println!(
-        "serial: {:.2} s, planned: {:.2} s",
-        serial_time.as_secs_f64(),
-        planned.as_secs_f64()
-    );
-    if plan.parallel {
-        let feedback = plan.record(plan.workers, planned)?;
-        println!(
-            "speedup: measured {:.2}x on {} x{}, predicted {:.2}x",
-            feedback.measured_speedup, plan.kind, plan.workers, feedback.predicted_speedup
-        );
-    }
+    compare::report_speedup(plan, serial_time, planned);
     let differing = compare::differing(&serial, fingerprints);
     if let Some(&first) = differing.first() {
         return Err(format!(

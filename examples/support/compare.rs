@@ -1,6 +1,9 @@
 //! The opt-in check of a parallel run against a serial one.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use parexec::Plan;
 
 /// A 64-bit digest of one output, so that a long run can be compared item by item without
 /// keeping its outputs.
@@ -17,6 +20,30 @@ pub fn differing<T: PartialEq>(a: &[T], b: &[T]) -> Vec<usize> {
         .filter(|&i| a[i] != b[i])
         .chain(common..a.len().max(b.len()))
         .collect()
+}
+
+/// Prints the serial and planned times, and the speedup measured against the one `plan`
+/// predicted for the run it made. The prediction is the plan's, from its pilot; the
+/// measured ratio is this run's alone.
+pub fn report_speedup(plan: &Plan, serial: Duration, planned: Duration) {
+    let workers = if plan.parallel { plan.workers } else { 1 };
+    let predicted = plan
+        .curve
+        .iter()
+        .find(|point| point.workers == workers)
+        .map_or(plan.speedup, |point| point.speedup);
+    let ran = if plan.parallel {
+        format!("{} x{workers}", plan.kind)
+    } else {
+        "serial".to_owned()
+    };
+    let measured = serial.as_secs_f64() / planned.as_secs_f64();
+    println!(
+        "serial {:.2} s, planned ({ran}) {:.2} s: speedup {measured:.2}x measured, {predicted:.2}x predicted; efficiency {:.0}%",
+        serial.as_secs_f64(),
+        planned.as_secs_f64(),
+        100.0 * measured / workers as f64,
+    );
 }
 
 #[cfg(test)]
