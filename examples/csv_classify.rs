@@ -172,8 +172,7 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
     }
 
     let pilot: Vec<Item> = rows.by_ref().take(PILOT_ROWS).collect();
-    let mut plan = None;
-    let started = Instant::now();
+    let (mut plan, mut elapsed) = (None, Duration::ZERO);
     if !pilot.is_empty() {
         let mut planned = Planner::new()
             .threshold(options.threshold)
@@ -182,6 +181,8 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             .plan()?;
         println!("classifying {source}; plan from a pilot on the first rows:\n\n{planned}\n");
         cli::override_workers(&mut planned, options.workers.map(|w| w as usize));
+        // Timed from here, like the serial comparison: planning is paid once, not per row.
+        let started = Instant::now();
         let bar = progress::bar(
             options.input.is_none().then_some(options.rows as u64),
             "classifying",
@@ -193,9 +194,9 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             &bar,
         )?;
         bar.finish_and_clear();
+        elapsed = started.elapsed();
         plan = Some(planned);
     }
-    let elapsed = started.elapsed();
     let (written, skipped) = (sink.written, sink.skipped);
     let fingerprints = sink.fingerprints.take();
     sink.finish()?.flush()?;
