@@ -1,7 +1,6 @@
 //! Output files that appear whole or not at all: written to a temporary file beside the
-//! target, flushed to disk, then renamed over it. An interrupted run leaves the target as it
-//! was (and the operating system or the temporary file's drop removes the partial file), never
-//! a torn last row.
+//! target, flushed to disk, then renamed over it. A failed run removes the temporary file as
+//! it unwinds; a killed one may leave a `.partial-*` file behind, but never a torn target.
 
 use std::fs::File;
 use std::io;
