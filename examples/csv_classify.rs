@@ -244,19 +244,7 @@ fn compare_serial(
     let serial_time = started.elapsed();
     bar.finish_and_clear();
     compare::report_speedup(plan, serial_time, planned);
-    let differing = compare::differing(&serial, parallel);
-    if let Some(&first) = differing.first() {
-        return Err(format!(
-            "{} rows differ from the serial classification (first: data row {})",
-            differing.len(),
-            first + 1
-        )
-        .into());
-    }
-    println!(
-        "output identical to the serial run: yes ({} rows)",
-        serial.len()
-    );
+    compare::check_identical(&serial, parallel, "rows", |i| format!("data row {}", i + 1))?;
     Ok(())
 }
 

@@ -262,19 +262,9 @@ fn compare_serial(
     let serial_time = started.elapsed();
     bar.finish_and_clear();
     compare::report_speedup(plan, serial_time, planned);
-    let differing = compare::differing(&serial, fingerprints);
-    if let Some(&first) = differing.first() {
-        return Err(format!(
-            "{} thumbnails differ from the serial run (first: {})",
-            differing.len(),
-            jobs[first].path.display()
-        )
-        .into());
-    }
-    println!(
-        "thumbnails identical to the serial run: yes ({})",
-        serial.len()
-    );
+    compare::check_identical(&serial, fingerprints, "thumbnails", |i| {
+        jobs[i].path.display().to_string()
+    })?;
     Ok(())
 }
 

@@ -14,12 +14,32 @@ pub fn fingerprint<T: Hash + ?Sized>(output: &T) -> u64 {
 }
 
 /// Positions where `a` and `b` differ, including those present in only one of them.
-pub fn differing<T: PartialEq>(a: &[T], b: &[T]) -> Vec<usize> {
+fn differing<T: PartialEq>(a: &[T], b: &[T]) -> Vec<usize> {
     let common = a.len().min(b.len());
     (0..common)
         .filter(|&i| a[i] != b[i])
         .chain(common..a.len().max(b.len()))
         .collect()
+}
+
+/// Checks the serial run's fingerprints against the planned run's: prints that they match, or
+/// fails naming how many `what` differ and, through `name`, the first of them.
+pub fn check_identical(
+    serial: &[u64],
+    planned: &[u64],
+    what: &str,
+    name: impl Fn(usize) -> String,
+) -> Result<(), String> {
+    let differing = differing(serial, planned);
+    if let Some(&first) = differing.first() {
+        return Err(format!(
+            "{} {what} differ from the serial run (first: {})",
+            differing.len(),
+            name(first)
+        ));
+    }
+    println!("{what} identical to the serial run: yes ({})", serial.len());
+    Ok(())
 }
 
 /// Prints the serial and planned times, and the speedup measured against the one `plan`
@@ -57,5 +77,8 @@ mod tests {
         assert_eq!(differing(&[1, 5, 3, 4], &[1, 2]), [1, 2, 3]);
         assert_eq!(fingerprint("row"), fingerprint("row"));
         assert_ne!(fingerprint("row"), fingerprint("rows"));
+        assert!(check_identical(&[1, 2], &[1, 2], "rows", |i| i.to_string()).is_ok());
+        let error = check_identical(&[1, 2], &[1, 3], "rows", |i| format!("row {i}")).unwrap_err();
+        assert_eq!(error, "1 rows differ from the serial run (first: row 1)");
     }
 }
