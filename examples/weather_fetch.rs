@@ -77,7 +77,7 @@ struct Args {
     /// Last day to fetch.
     #[arg(long, value_name = "YYYY-MM-DD", default_value = "2020-11-11")]
     end_date: Date,
-    /// Threads for the run [default: the planner's choice, at most 40].
+    /// Threads for the run [default: the planner's choice, at most 40 and --max-in-flight].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     workers: Option<u32>,
     /// Most requests in flight at once; halved on HTTP 429, grown back on success (AIMD).
@@ -215,8 +215,10 @@ fn run(args: &Args) -> Result<usize, BoxError> {
     }
 
     // Single attempts: a flaky or hung day costs the pilot one timeout, not a retry cycle.
+    // Threads beyond --max-in-flight would only wait for the limiter.
+    let most = WRITE_UP_THREADS.min(args.max_in_flight as usize);
     let plan = Planner::new()
-        .max_workers(args.workers.map_or(WRITE_UP_THREADS, |w| w as usize))
+        .max_workers(args.workers.map_or(most, |w| w as usize))
         .pilot(&dates, |date| fetcher.try_once(date).is_ok())
         .plan()?;
     println!("\n== plan (from a pilot of single attempts on a sample of the days)\n{plan}\n");
