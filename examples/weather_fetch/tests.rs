@@ -78,6 +78,25 @@ fn every_day_is_fetched_from_a_flaky_rate_limited_server_within_the_limits() {
 }
 
 #[test]
+fn requests_in_flight_never_exceed_max_in_flight_whatever_the_threads() {
+    let api = FlakyApi::start(Behaviour {
+        latency: Duration::from_millis(30),
+        max_requests: 1_000,
+        ..Behaviour::default()
+    })
+    .unwrap();
+    let dates = days_ending(date("2020-10-10"), 40).unwrap();
+    let fetcher = fetcher(&api, 1, 4, Duration::from_secs(5));
+    let outcomes = fetch_all(&fetcher, &dates, 16).unwrap();
+    assert!(outcomes.iter().all(|(_, o)| o.is_ok()));
+    let peak = api.observed().peak_concurrency;
+    assert!(
+        (1..=4).contains(&peak),
+        "16 threads, at most 4 requests at the server: {peak}"
+    );
+}
+
+#[test]
 fn a_bad_day_fails_alone_even_as_the_probe() {
     let api = FlakyApi::start(Behaviour {
         malformed_always: vec![date("2020-10-10")],
