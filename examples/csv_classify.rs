@@ -271,5 +271,8 @@ fn bench_rss() -> Result<(), Box<dyn Error>> {
 }
 
 #[cfg(test)]
+#[path = "support/help.rs"]
+mod help;
+#[cfg(test)]
 #[path = "csv_classify/tests.rs"]
 mod tests;

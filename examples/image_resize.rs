@@ -269,5 +269,8 @@ fn compare_serial(
 }
 
 #[cfg(test)]
+#[path = "support/help.rs"]
+mod help;
+#[cfg(test)]
 #[path = "image_resize/tests.rs"]
 mod tests;

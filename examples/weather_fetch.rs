@@ -306,5 +306,8 @@ fn compare_serial(fetcher: &Fetcher, parallel: &[DayOutcome], parallel_time: Dur
 }
 
 #[cfg(test)]
+#[path = "support/help.rs"]
+mod help;
+#[cfg(test)]
 #[path = "weather_fetch/tests.rs"]
 mod tests;

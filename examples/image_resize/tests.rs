@@ -198,24 +198,24 @@ fn a_bad_output_fails_before_any_work() {
 
 #[test]
 fn help_lists_every_option() {
-    let help = Args::command().render_long_help().to_string();
-    for option in [
-        "--dir",
-        "--max-depth",
-        "--count",
-        "--seed",
-        "--size",
-        "--max-pixels",
-        "--out",
-        "--npy",
-        "--keep-going",
-        "--executor",
-        "--workers",
-        "--threshold",
-        "--compare-serial",
-    ] {
-        assert!(help.contains(option), "{option} missing from:\n{help}");
-    }
+    crate::help::assert_lists(
+        Args::command(),
+        &[
+            "--dir",
+            "--max-depth",
+            "--count",
+            "--seed",
+            "--size",
+            "--max-pixels",
+            "--out",
+            "--npy",
+            "--keep-going",
+            "--executor",
+            "--workers",
+            "--threshold",
+            "--compare-serial",
+        ],
+    );
 }
 
 /// Writes the committed fixtures again: `cargo test --example image_resize -- --ignored`.

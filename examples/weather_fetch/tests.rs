@@ -227,21 +227,21 @@ fn days_end_at_the_end_date_across_a_leap_day() {
 
 #[test]
 fn help_lists_every_option() {
-    let help = Args::command().render_long_help().to_string();
-    for option in [
-        "--url",
-        "--days",
-        "--end-date",
-        "--workers",
-        "--max-in-flight",
-        "--max-attempts",
-        "--max-backoff",
-        "--timeout",
-        "--deadline",
-        "--compare-serial",
-        "--latency-ms",
-        "--mock-limit",
-    ] {
-        assert!(help.contains(option), "{option} missing from:\n{help}");
-    }
+    crate::help::assert_lists(
+        Args::command(),
+        &[
+            "--url",
+            "--days",
+            "--end-date",
+            "--workers",
+            "--max-in-flight",
+            "--max-attempts",
+            "--max-backoff",
+            "--timeout",
+            "--deadline",
+            "--compare-serial",
+            "--latency-ms",
+            "--mock-limit",
+        ],
+    );
 }
