@@ -86,7 +86,7 @@ fn requests_in_flight_never_exceed_max_in_flight_whatever_the_threads() {
     })
     .unwrap();
     let dates = days_ending(date("2020-10-10"), 40).unwrap();
-    let fetcher = fetcher(&api, 1, 4, Duration::from_secs(5));
+    let fetcher = fetcher(&api, 3, 4, Duration::from_secs(5));
     let outcomes = fetch_all(&fetcher, &dates, 16).unwrap();
     assert!(outcomes.iter().all(|(_, o)| o.is_ok()));
     let peak = api.observed().peak_concurrency;
@@ -142,12 +142,12 @@ fn an_unreachable_api_stops_the_run_at_the_probe() {
 #[test]
 fn a_hung_day_times_out_alone() {
     let api = FlakyApi::start(Behaviour {
-        slow: vec![(date("2020-10-09"), Duration::from_millis(1_500))],
+        slow: vec![(date("2020-10-09"), Duration::from_secs(4))],
         max_requests: 100,
         ..Behaviour::default()
     })
     .unwrap();
-    let fetcher = fetcher(&api, 1, 4, Duration::from_millis(200));
+    let fetcher = fetcher(&api, 1, 4, Duration::from_secs(1));
     let error = fetcher.fetch_day(date("2020-10-09")).unwrap_err();
     assert!(
         matches!(&error, FetchError::Unreachable(why) if why.contains("timeout") || why.contains("timed out")),
