@@ -138,27 +138,25 @@ fn payload_workload() -> Workload<Vec<u8>> {
 
 /// CPU ticks so far: busy on all CPUs, in total on all CPUs, and used by this process and
 /// its reaped children. `None` where /proc is unavailable.
+#[cfg(target_os = "linux")]
 fn cpu_ticks() -> Option<(u64, u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let all: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    let total: u64 = all.iter().sum();
-    let idle = all.get(3)? + all.get(4)?;
-    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // After the command name: state is field 3, utime..cstime are fields 14..17.
-    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
-    let used: u64 = fields
-        .get(11..15)?
-        .iter()
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Some((total - idle, total, used))
+    use procfs::CurrentSI;
+    let cpu = procfs::KernelStats::current().ok()?.total;
+    let waiting = cpu.idle + cpu.iowait.unwrap_or(0);
+    let busy = cpu.user
+        + cpu.nice
+        + cpu.system
+        + cpu.irq.unwrap_or(0)
+        + cpu.softirq.unwrap_or(0)
+        + cpu.steal.unwrap_or(0);
+    let own = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let children = u64::try_from(own.cutime + own.cstime).unwrap_or(0);
+    Some((busy, busy + waiting, own.utime + own.stime + children))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_ticks() -> Option<(u64, u64, u64)> {
+    None
 }
 
 /// Share of the machine's CPU that other processes used between two readings.
