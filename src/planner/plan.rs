@@ -258,7 +258,7 @@ impl Plan {
             .map(|n| {
                 let modelled = n > self.machine.usable_cores;
                 let machine = if modelled {
-                    scaled(&self.machine, n)
+                    self.machine.scaled(n)
                 } else {
                     self.machine.clone()
                 };
@@ -353,7 +353,7 @@ impl Plan {
                     .iter()
                     .find(|c| c.kind == self.kind)
                     .unwrap_or(&self.costs[0]);
-                let machine = scaled(&self.machine, workers.max(self.machine.usable_cores));
+                let machine = self.machine.scaled(workers.max(self.machine.usable_cores));
                 let model = CostModel {
                     profile: &self.workload,
                     machine: &machine,
@@ -389,18 +389,6 @@ impl Plan {
             self.processes = OnceLock::new();
         }
     }
-}
-
-/// A machine like `machine` with `cores` usable cores, the same SMT ratio and core
-/// efficiency, and no limits.
-fn scaled(machine: &Machine, cores: usize) -> Machine {
-    let usable = machine.usable_cores.max(1);
-    let physical = machine.physical_cores.clamp(1, usable);
-    let mut bigger = Machine::with_cores(cores);
-    bigger.physical_cores = (cores * physical).div_ceil(usable);
-    bigger.logical_cores = cores;
-    bigger.core_efficiency = machine.core_efficiency;
-    bigger
 }
 
 /// `part / whole`, zero when the whole is.
