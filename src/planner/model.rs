@@ -369,6 +369,28 @@ impl CostModel<'_> {
         self.predict(workers, self.chunksize(workers))
     }
 
+    /// Predicted speedup on `workers` workers over the serial run, and whether it is
+    /// modelled: on this machine while it would run that many (the usable cores, or more
+    /// threads for waiting work, up to `cap`), else on a machine with `workers` cores like
+    /// this one. The plan's curve, its speedup and the prediction a recorded run is compared
+    /// with all come from here, so they agree.
+    pub(crate) fn speedup_on(&self, workers: usize, cap: usize) -> (f64, bool) {
+        let serial = self.profile.serial.as_secs_f64() + self.profile.total_work().as_secs_f64();
+        let modelled = workers > self.max_workers(cap).max(self.machine.usable_cores);
+        let time = if modelled {
+            let bigger = self.machine.scaled(workers);
+            CostModel {
+                machine: &bigger,
+                ..*self
+            }
+            .best_for(workers)
+            .total()
+        } else {
+            self.best_for(workers).total()
+        };
+        (serial / time, modelled)
+    }
+
     /// The most workers worth considering: the usable cores for CPU-bound work, more for work
     /// that waits, `cores × (1 + wait / compute)`; never more than `cap` or the item count.
     pub(crate) fn max_workers(&self, cap: usize) -> usize {
