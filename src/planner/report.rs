@@ -270,7 +270,7 @@ fn significant(value: f64) -> String {
     }
 }
 
-fn speedup(x: f64) -> String {
+pub(super) fn speedup(x: f64) -> String {
     if x.is_infinite() {
         "unbounded".to_owned()
     } else if x >= 10.0 {
