@@ -36,8 +36,9 @@ pub struct CurvePoint {
     pub workers: usize,
     /// Predicted speedup over running serially.
     pub speedup: f64,
-    /// `true` when this machine cannot run that many workers on separate cores, so the point
-    /// comes from the model alone (a machine with that many cores).
+    /// `true` when this machine would not run that many workers (more than its usable cores
+    /// for CPU-bound work, more threads than waiting work needs), so the point is modelled on
+    /// a machine with that many cores.
     pub modelled: bool,
 }
 

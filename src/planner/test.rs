@@ -4,7 +4,8 @@ use super::model::Options;
 use super::*;
 use crate::{Error, ExecutorKind};
 
-fn costs() -> Vec<ExecutorCosts> {
+/// Thread and process costs, in that order (shared with the report's snapshots).
+pub(super) fn costs() -> Vec<ExecutorCosts> {
     let threads = ExecutorCosts::new(
         ExecutorKind::Threads,
         Duration::from_micros(60),
@@ -19,7 +20,8 @@ fn costs() -> Vec<ExecutorCosts> {
     vec![threads, processes]
 }
 
-fn example_workload() -> WorkloadProfile {
+/// A CPU-bound workload of a million small items with a serial part.
+pub(super) fn example_workload() -> WorkloadProfile {
     let mut w = WorkloadProfile::uniform(1_000_000, Duration::from_micros(38));
     w.cv = 0.4;
     w.cpu_share = 0.997;

@@ -4,55 +4,26 @@ use std::time::Duration;
 
 use super::*;
 use crate::planner::model::Options;
+use crate::planner::test::{costs, example_workload};
 use crate::planner::{ExecutorCosts, Machine, WorkloadProfile};
 
-fn threads() -> ExecutorCosts {
-    ExecutorCosts::new(
-        ExecutorKind::Threads,
-        Duration::from_micros(60),
-        Duration::from_micros(8),
-    )
+/// Only the thread pool is a candidate.
+fn threads() -> Vec<ExecutorCosts> {
+    costs()[..1].to_vec()
 }
 
-fn processes() -> ExecutorCosts {
-    let mut processes = ExecutorCosts::new(
-        ExecutorKind::Processes,
-        Duration::from_millis(2),
-        Duration::from_micros(70),
-    );
-    processes.transfer_ns_per_byte = 1.5;
-    processes
+/// Only the process pool is a candidate.
+fn processes() -> Vec<ExecutorCosts> {
+    costs()[1..].to_vec()
 }
 
 fn plan_on(workload: WorkloadProfile, machine: Machine, costs: Vec<ExecutorCosts>) -> Plan {
     Plan::from_model(workload, machine, costs, Options::default()).unwrap()
 }
 
-fn cpu_bound() -> WorkloadProfile {
-    let mut w = WorkloadProfile::uniform(1_000_000, Duration::from_micros(38));
-    w.cv = 0.4;
-    w.cpu_share = 0.997;
-    w.largest_item = Duration::from_micros(200);
-    w.serial = Duration::from_millis(450);
-    w.payload_bytes = 64.0;
-    w
-}
-
-fn calls() -> WorkloadProfile {
-    let mut calls = WorkloadProfile::uniform(100, Duration::from_millis(70));
-    calls.cpu_share = 0.009;
-    calls.cv = 0.4;
-    calls.largest_item = Duration::from_millis(133);
-    calls
-}
-
 #[test]
 fn a_cpu_bound_parallel_plan() {
-    let plan = plan_on(
-        cpu_bound(),
-        Machine::with_cores(2),
-        vec![threads(), processes()],
-    );
+    let plan = plan_on(example_workload(), Machine::with_cores(2), costs());
     assert_eq!(
         plan.to_string(),
         "workload: 1,000,000 items, 38.0 µs/item (coefficient of variation 0.40), 0.30% of the \
@@ -68,7 +39,11 @@ fn a_cpu_bound_parallel_plan() {
 
 #[test]
 fn an_io_bound_plan_speaks_of_speedup_per_core() {
-    let plan = plan_on(calls(), Machine::with_cores(2), vec![threads()]);
+    let mut calls = WorkloadProfile::uniform(100, Duration::from_millis(70));
+    calls.cpu_share = 0.009;
+    calls.cv = 0.4;
+    calls.largest_item = Duration::from_millis(133);
+    let plan = plan_on(calls, Machine::with_cores(2), threads());
     assert_eq!(
         plan.to_string(),
         "workload: 100 items, 70.0 ms/item (coefficient of variation 0.40), 99.1% of the time \
@@ -88,7 +63,7 @@ fn a_serial_plan_names_its_best_parallel_option() {
     files.largest_position = 0.0;
     files.cv = 0.9;
     files.cpu_share = 0.2;
-    let plan = plan_on(files, Machine::with_cores(8), vec![threads()]);
+    let plan = plan_on(files, Machine::with_cores(8), threads());
     assert_eq!(
         plan.to_string(),
         "workload: 3 items, 400 ms/item (coefficient of variation 0.90), 80.0% of the time \
@@ -108,7 +83,7 @@ fn a_process_plan_counts_the_bytes_it_moves() {
     w.payload_bytes = 4096.0;
     w.cv = 0.1;
     w.largest_item = Duration::from_millis(3);
-    let plan = plan_on(w, Machine::with_cores(2), vec![processes()]);
+    let plan = plan_on(w, Machine::with_cores(2), processes());
     assert_eq!(
         plan.to_string(),
         "workload: 20,000 items, 2.00 ms/item (coefficient of variation 0.10), 0.0% of the time \
@@ -125,7 +100,7 @@ fn a_process_plan_counts_the_bytes_it_moves() {
 fn slow_cores_are_named_instead_of_small_losses() {
     let mut machine = Machine::with_cores(2);
     machine.core_efficiency = 0.63;
-    let report = plan_on(cpu_bound(), machine, vec![threads()]).to_string();
+    let report = plan_on(example_workload(), machine, threads()).to_string();
     let lines: Vec<&str> = report.lines().skip(3).collect();
     assert_eq!(
         lines,
@@ -143,7 +118,7 @@ fn load_from_elsewhere_is_said_in_words() {
     let mut machine = Machine::with_cores(2);
     machine.busy_elsewhere = 0.4;
     machine.free_cores = 1.2;
-    let report = plan_on(cpu_bound(), machine, vec![threads()]).to_string();
+    let report = plan_on(example_workload(), machine, threads()).to_string();
     let lines: Vec<&str> = report.lines().skip(3).collect();
     assert_eq!(
         lines,
@@ -159,15 +134,15 @@ fn load_from_elsewhere_is_said_in_words() {
 
 #[test]
 fn a_decision_at_the_threshold_prints_the_digits_that_decide_it() {
-    let efficiency = plan_on(cpu_bound(), Machine::with_cores(2), vec![threads()]).efficiency;
+    let efficiency = plan_on(example_workload(), Machine::with_cores(2), threads()).efficiency;
     let options = Options {
         threshold: efficiency + 1e-4,
         ..Options::default()
     };
     let plan = Plan::from_model(
-        cpu_bound(),
+        example_workload(),
         Machine::with_cores(2),
-        vec![threads()],
+        threads(),
         options,
     );
     let report = plan.unwrap().to_string();
@@ -184,7 +159,7 @@ fn a_pool_slower_than_the_calling_thread_says_why() {
     let plan = plan_on(
         WorkloadProfile::uniform(200, Duration::from_nanos(500)),
         Machine::with_cores(2),
-        vec![threads()],
+        threads(),
     );
     assert_eq!(
         plan.to_string().lines().last(),
@@ -196,7 +171,7 @@ fn a_pool_slower_than_the_calling_thread_says_why() {
 
 #[test]
 fn a_fitted_curve_says_how_many_runs_it_rests_on() {
-    let mut plan = plan_on(cpu_bound(), Machine::with_cores(2), vec![threads()]);
+    let mut plan = plan_on(example_workload(), Machine::with_cores(2), threads());
     plan.record_serial(Duration::from_secs(40));
     plan.record(2, Duration::from_secs(25)).unwrap();
     let report = plan.to_string();
