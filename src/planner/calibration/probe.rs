@@ -51,23 +51,26 @@ fn timed_burn() -> (Duration, Duration) {
     (wall, used)
 }
 
-fn probe(threads: usize) -> Probe {
+/// One probe, or `None` if the system would not start all `threads` threads (then nothing
+/// is compared).
+fn probe(threads: usize) -> Option<Probe> {
     let rate = |cpu: Duration| PROBE_ITERATIONS as f64 / cpu.as_secs_f64().max(1e-9);
     let (_, alone) = timed_burn();
     let together: Vec<(Duration, Duration)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(timed_burn)).collect();
+        let handles: Vec<_> = (0..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, timed_burn).ok())
+            .collect();
         // A probe thread cannot panic: it only burns CPU and reads clocks.
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    let count = together.len().max(1) as f64;
-    Probe {
+    (together.len() == threads).then(|| Probe {
         alone_rate: rate(alone),
-        together_rate: together.iter().map(|&(_, cpu)| rate(cpu)).sum::<f64>() / count,
+        together_rate: together.iter().map(|&(_, cpu)| rate(cpu)).sum::<f64>() / threads as f64,
         obtained: together
             .iter()
             .map(|&(wall, cpu)| (cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)).min(1.0))
             .sum(),
-    }
+    })
 }
 
 /// Spaced probes with `threads` threads, summarised by [`summarise`].
@@ -77,7 +80,7 @@ pub(super) fn core_load(threads: usize, usable: usize, quota: Option<f64>) -> Co
         if i > 0 {
             std::thread::sleep(PROBE_GAP);
         }
-        probes.push(probe(threads));
+        probes.extend(probe(threads));
     }
     summarise(&probes, threads, usable, quota)
 }
@@ -86,7 +89,8 @@ pub(super) fn core_load(threads: usize, usable: usize, quota: Option<f64>) -> Co
 /// Efficiency compares CPU-time rates, which other processes cannot lower (they take time
 /// from a thread, not speed): `threads` together against one alone, as the share each
 /// thread beyond the first adds. Load from elsewhere is the CPU the threads did not get of
-/// what they could (all of `threads`, or the cgroup quota if lower).
+/// what they could (all of `threads`, or the cgroup quota if lower). Without probes, cores
+/// are taken to add up fully and to be free.
 fn summarise(probes: &[Probe], threads: usize, usable: usize, quota: Option<f64>) -> CoreLoad {
     let limit = quota.map_or(usable as f64, |q| q.min(usable as f64));
     let expected = quota.map_or(threads as f64, |q| q.min(threads as f64));
@@ -97,8 +101,9 @@ fn summarise(probes: &[Probe], threads: usize, usable: usize, quota: Option<f64>
             let speedup = threads as f64 * p.together_rate / p.alone_rate;
             ((speedup - 1.0) / (threads - 1) as f64).clamp(0.0, 1.0)
         }))
+        .unwrap_or(1.0)
     };
-    let taken = median(probes.iter().map(|p| (expected - p.obtained).max(0.0)));
+    let taken = median(probes.iter().map(|p| (expected - p.obtained).max(0.0))).unwrap_or(0.0);
     let busy_elsewhere = (taken / limit).clamp(0.0, 1.0);
     if busy_elsewhere < NOTICEABLE_LOAD {
         return CoreLoad {
@@ -114,18 +119,15 @@ fn summarise(probes: &[Probe], threads: usize, usable: usize, quota: Option<f64>
     }
 }
 
-/// The median (the mean of the middle two for an even count); 1 for no values.
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+/// The median (the mean of the middle two for an even count); `None` for no values.
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut values: Vec<f64> = values.collect();
-    if values.is_empty() {
-        return 1.0;
-    }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
+    match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[mid]),
+        _ => Some((values[mid - 1] + values[mid]) / 2.0),
     }
 }
 
@@ -189,8 +191,14 @@ mod tests {
 
     #[test]
     fn medians_take_the_middle() {
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
-        assert_eq!(median(std::iter::empty()), 1.0);
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), Some(2.5));
+        assert_eq!(median(std::iter::empty()), None);
+        // No probe ran (threads would not start): nothing is assumed lost.
+        let none = summarise(&[], 2, 2, None);
+        assert_eq!(
+            (none.core_efficiency, none.busy_elsewhere, none.free_cores),
+            (1.0, 0.0, 2.0)
+        );
     }
 }
