@@ -1,5 +1,5 @@
-//! Core probes: how well this machine's cores add up, and how much of them other processes
-//! take, measured so that a blip from elsewhere does not count.
+//! Core probes: how well this machine's cores add up, measured so that a blip from elsewhere
+//! does not count.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -13,50 +13,34 @@ const PROBE_ITERATIONS: u64 = 2_000_000;
 /// two pauses spoils at most two probes of five, which the median ignores.
 const PROBES: usize = 5;
 const PROBE_GAP: Duration = Duration::from_millis(20);
-/// Load from elsewhere below this share of the CPU is noise (kernel threads, timers) and is
-/// ignored, so that it neither shows in the report nor moves a decision.
-const NOTICEABLE_LOAD: f64 = 0.05;
 
 /// One core-efficiency probe: a thread burning alone, then `threads` burning at once, each
-/// timed by the wall clock and by its own CPU clock.
+/// timed by its own CPU clock.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Probe {
     /// Iterations per CPU second of the thread alone.
     alone_rate: f64,
     /// Iterations per CPU second of each thread burning together with the others (their mean).
     together_rate: f64,
-    /// Cores' worth of CPU the threads got together: the sum of each one's CPU time over its
-    /// wall time. Short of the thread count when other processes took CPU meanwhile.
-    obtained: f64,
 }
 
-/// What the probes found: how well cores add up, and what other processes took meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct CoreLoad {
-    pub(super) core_efficiency: f64,
-    pub(super) busy_elsewhere: f64,
-    pub(super) free_cores: f64,
-}
-
-/// Burns `PROBE_ITERATIONS` on the calling thread: (wall, CPU time), with the wall time
-/// standing in for CPU time where the platform has no thread CPU clock.
-fn timed_burn() -> (Duration, Duration) {
+/// Burns `PROBE_ITERATIONS` on the calling thread and returns the CPU time it took, or the
+/// wall time where the platform has no thread CPU clock.
+fn timed_burn() -> Duration {
     let cpu = thread_cpu_time();
     let started = Instant::now();
     black_box(burn(PROBE_ITERATIONS));
     let wall = started.elapsed();
-    let used = cpu
-        .zip(thread_cpu_time())
-        .map_or(wall, |(before, after)| after.saturating_sub(before));
-    (wall, used)
+    cpu.zip(thread_cpu_time())
+        .map_or(wall, |(before, after)| after.saturating_sub(before))
 }
 
 /// One probe, or `None` if the system would not start all `threads` threads (then nothing
 /// is compared).
 fn probe(threads: usize) -> Option<Probe> {
     let rate = |cpu: Duration| PROBE_ITERATIONS as f64 / cpu.as_secs_f64().max(1e-9);
-    let (_, alone) = timed_burn();
-    let together: Vec<(Duration, Duration)> = std::thread::scope(|s| {
+    let alone = timed_burn();
+    let together: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, timed_burn).ok())
             .collect();
@@ -65,16 +49,15 @@ fn probe(threads: usize) -> Option<Probe> {
     });
     (together.len() == threads).then(|| Probe {
         alone_rate: rate(alone),
-        together_rate: together.iter().map(|&(_, cpu)| rate(cpu)).sum::<f64>() / threads as f64,
-        obtained: together
-            .iter()
-            .map(|&(wall, cpu)| (cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)).min(1.0))
-            .sum(),
+        together_rate: together.iter().map(|&cpu| rate(cpu)).sum::<f64>() / threads as f64,
     })
 }
 
-/// Spaced probes with `threads` threads, summarised by [`summarise`].
-pub(super) fn core_load(threads: usize, usable: usize, quota: Option<f64>) -> CoreLoad {
+/// Core efficiency from spaced probes with `threads` threads, summarised by [`efficiency`].
+pub(super) fn core_efficiency(threads: usize) -> f64 {
+    if threads < 2 {
+        return 1.0;
+    }
     let mut probes = Vec::with_capacity(PROBES);
     for i in 0..PROBES {
         if i > 0 {
@@ -82,41 +65,19 @@ pub(super) fn core_load(threads: usize, usable: usize, quota: Option<f64>) -> Co
         }
         probes.extend(probe(threads));
     }
-    summarise(&probes, threads, usable, quota)
+    efficiency(&probes, threads)
 }
 
-/// The median of the probes, so one or two spoilt by a blip from elsewhere do not count.
-/// Efficiency compares CPU-time rates, which other processes cannot lower (they take time
-/// from a thread, not speed): `threads` together against one alone, as the share each
-/// thread beyond the first adds. Load from elsewhere is the CPU the threads did not get of
-/// what they could (all of `threads`, or the cgroup quota if lower). Without probes, cores
-/// are taken to add up fully and to be free.
-fn summarise(probes: &[Probe], threads: usize, usable: usize, quota: Option<f64>) -> CoreLoad {
-    let limit = quota.map_or(usable as f64, |q| q.min(usable as f64));
-    let expected = quota.map_or(threads as f64, |q| q.min(threads as f64));
-    let core_efficiency = if threads < 2 {
-        1.0
-    } else {
-        median(probes.iter().map(|p| {
-            let speedup = threads as f64 * p.together_rate / p.alone_rate;
-            ((speedup - 1.0) / (threads - 1) as f64).clamp(0.0, 1.0)
-        }))
-        .unwrap_or(1.0)
-    };
-    let taken = median(probes.iter().map(|p| (expected - p.obtained).max(0.0))).unwrap_or(0.0);
-    let busy_elsewhere = (taken / limit).clamp(0.0, 1.0);
-    if busy_elsewhere < NOTICEABLE_LOAD {
-        return CoreLoad {
-            core_efficiency,
-            busy_elsewhere: 0.0,
-            free_cores: limit,
-        };
-    }
-    CoreLoad {
-        core_efficiency,
-        busy_elsewhere,
-        free_cores: limit - taken,
-    }
+/// The median over the probes of the share each thread beyond the first adds, `threads`
+/// together against one alone, so one or two probes spoilt by a blip from elsewhere do not
+/// count. The rates are per CPU second, which other processes cannot lower: they take time
+/// from a thread, not speed. Without probes, cores are taken to add up fully.
+fn efficiency(probes: &[Probe], threads: usize) -> f64 {
+    median(probes.iter().map(|p| {
+        let speedup = threads as f64 * p.together_rate / p.alone_rate;
+        ((speedup - 1.0) / (threads.max(2) - 1) as f64).clamp(0.0, 1.0)
+    }))
+    .unwrap_or(1.0)
 }
 
 /// The median (the mean of the middle two for an even count); `None` for no values.
@@ -135,58 +96,28 @@ fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
 mod tests {
     use super::*;
 
-    /// A probe on 2 threads: `rate` iterations per CPU second together against 100 alone,
-    /// with the threads getting `obtained` cores.
-    fn probe(rate: f64, obtained: f64) -> Probe {
+    /// A probe on 2 threads: `rate` iterations per CPU second together against 100 alone.
+    fn probe(rate: f64) -> Probe {
         Probe {
             alone_rate: 100.0,
             together_rate: rate,
-            obtained,
         }
     }
 
     #[test]
     fn a_blip_in_two_probes_of_five_changes_nothing() {
-        let quiet = [probe(98.0, 2.0); 5];
+        let quiet = [probe(98.0); 5];
         let mut blip = quiet;
-        // Another process busy on one core during two probes: the threads get 1.5 cores
-        // (and, before rates were measured in CPU time, read as efficiency 0).
-        blip[1] = probe(97.0, 1.5);
-        blip[2] = probe(60.0, 1.0);
-        let calm = summarise(&quiet, 2, 2, None);
-        assert_eq!(summarise(&blip, 2, 2, None), calm);
-        assert!((calm.core_efficiency - 0.96).abs() < 1e-9, "{calm:?}");
-        assert_eq!((calm.busy_elsewhere, calm.free_cores), (0.0, 2.0));
-    }
-
-    #[test]
-    fn a_steady_load_is_reported_as_free_cores() {
-        // Other processes take 0.8 of 2 cores in every probe: 40% of the CPU.
-        let loaded = [
-            probe(99.0, 1.2),
-            probe(99.0, 1.25),
-            probe(99.0, 1.2),
-            probe(99.0, 1.15),
-            probe(99.0, 2.0),
-        ];
-        let load = summarise(&loaded, 2, 2, None);
-        assert!((load.busy_elsewhere - 0.4).abs() < 1e-9, "{load:?}");
-        assert!((load.free_cores - 1.2).abs() < 1e-9, "{load:?}");
-        assert!((load.core_efficiency - 0.98).abs() < 1e-9, "{load:?}");
-    }
-
-    #[test]
-    fn small_loads_and_cgroup_throttling_are_not_load_from_elsewhere() {
-        // 2% of the CPU taken elsewhere is noise.
-        let noise = summarise(&[probe(100.0, 1.96); 3], 2, 2, None);
-        assert_eq!((noise.busy_elsewhere, noise.free_cores), (0.0, 2.0));
-        // A quota of 1.5 cores throttles 2 threads to 1.5 cores: that is the limit, not load.
-        let throttled = summarise(&[probe(100.0, 1.5); 3], 2, 2, Some(1.5));
-        assert_eq!((throttled.busy_elsewhere, throttled.free_cores), (0.0, 1.5));
-        // One core: nothing to compare, efficiency 1; a load still counts.
-        let single = summarise(&[probe(100.0, 0.5); 3], 1, 1, None);
-        assert_eq!(single.core_efficiency, 1.0);
-        assert!((single.free_cores - 0.5).abs() < 1e-9);
+        // Caches thrashed by a process busy during two probes: lower CPU-time rates there
+        // (the wall-clock probe this replaced read efficiency 0 when a thread lost its core).
+        blip[1] = probe(70.0);
+        blip[2] = probe(55.0);
+        assert_eq!(efficiency(&blip, 2), efficiency(&quiet, 2));
+        assert!((efficiency(&quiet, 2) - 0.96).abs() < 1e-9);
+        // Slow cores in every probe do count.
+        assert!((efficiency(&[probe(80.0); 5], 2) - 0.6).abs() < 1e-9);
+        // No probe ran (threads would not start): nothing is assumed lost.
+        assert_eq!(efficiency(&[], 2), 1.0);
     }
 
     #[test]
@@ -194,11 +125,5 @@ mod tests {
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), Some(2.5));
         assert_eq!(median(std::iter::empty()), None);
-        // No probe ran (threads would not start): nothing is assumed lost.
-        let none = summarise(&[], 2, 2, None);
-        assert_eq!(
-            (none.core_efficiency, none.busy_elsewhere, none.free_cores),
-            (1.0, 0.0, 2.0)
-        );
     }
 }
