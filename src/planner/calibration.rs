@@ -8,15 +8,14 @@
 //! the affinity mask. Executor costs are measured, not assumed, each as the fastest of a few
 //! tries (the others include noise from elsewhere on the machine):
 //!
-//! * core efficiency: threads on every usable physical core burn CPU at once, against one
-//!   thread alone, in five probes 20 ms apart, each thread timed by its own CPU clock.
-//!   Iterations per CPU second, together against alone, show what shared caches, clocks or a
-//!   hypervisor take away; other processes take time from a thread, not speed, so they cannot
-//!   lower that rate. The median over the probes counts, so a blip that spoils one or two of
-//!   them changes nothing;
-//! * load from elsewhere: the CPU time other processes used during the whole calibration (the
-//!   machine's busy time less this process's); 5% of the CPU or more is reported, and the plan
-//!   then assumes only the free cores;
+//! * core efficiency and load from elsewhere: threads on every usable physical core burn CPU
+//!   at once, against one thread alone, in five probes 20 ms apart. Each thread is timed by
+//!   its own CPU clock as well as the wall clock. Iterations per CPU second, together against
+//!   alone, show what shared caches, clocks or a hypervisor take away, and other processes
+//!   cannot lower that rate; CPU time short of wall time is what other processes took. The
+//!   median over the probes counts, so a blip from elsewhere that spoils one or two of them
+//!   changes nothing, while a steady load shows in all and is reported (the plan then assumes
+//!   only the free cores);
 //! * start-up per worker: a pool's whole life (start, a first chunk per worker, idle, stop),
 //!   divided by its workers;
 //! * per-chunk overhead: a few hundred one-item chunks of a known CPU cost through a `map`,
@@ -26,7 +25,7 @@
 //! * payload transfer: postcard encode plus decode of a mixed record batch in this process;
 //!   for a process pool, also 8 MiB of arguments sent through the real pool, end to end.
 //!
-//! Threads are calibrated on first use of the planner (about 150 ms, mostly the pauses
+//! Threads are calibrated on first use of the planner (about 200 ms, a third of it the pauses
 //! between probes). A process pool is
 //! calibrated only on demand ([`Calibration::process_pool`]), since its workers need
 //! `parexec::init()` at the start of `main`; that takes some tens of milliseconds.
@@ -35,12 +34,10 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use self::load::{CpuSample, load_between};
-use self::probe::core_efficiency;
+use self::probe::core_load;
 use super::model::{ExecutorCosts, Machine};
 use crate::{Error, ExecutorKind, ProcessPool, ThreadPool};
 
-mod load;
 mod probe;
 
 /// Repetitions of every timing; the fastest counts, as the others include noise from
@@ -144,19 +141,12 @@ impl Calibration {
 
 fn measure() -> Result<Calibration, Error> {
     let started = Instant::now();
-    let before = CpuSample::now();
-    let mut machine = machine();
+    let machine = machine();
     let threads = thread_costs(&machine)?;
-    let transfer_ns_per_byte = transfer_ns_per_byte();
-    if let Some((before, after)) = before.zip(CpuSample::now()) {
-        let load = load_between(&before, &after, machine.free_cores);
-        machine.busy_elsewhere = load.busy_elsewhere;
-        machine.free_cores = load.free_cores;
-    }
     Ok(Calibration {
         machine,
         threads,
-        transfer_ns_per_byte,
+        transfer_ns_per_byte: transfer_ns_per_byte(),
         took: started.elapsed(),
     })
 }
@@ -181,16 +171,16 @@ fn machine() -> Machine {
     let by_quota = quota.map_or(usize::MAX, |q| (q.ceil() as usize).max(1));
     let usable = logical.min(affinity).min(by_quota);
     let physical = num_cpus::get_physical().clamp(1, logical);
+    let load = core_load(usable.min(physical), usable, quota);
     Machine {
         usable_cores: usable,
         logical_cores: logical,
         physical_cores: physical,
         cgroup_quota: quota,
         affinity_cores: affinity,
-        core_efficiency: core_efficiency(usable.min(physical)),
-        // Until the load from elsewhere is known: all the cores, or the quota if lower.
-        busy_elsewhere: 0.0,
-        free_cores: quota.map_or(usable as f64, |q| q.min(usable as f64)),
+        core_efficiency: load.core_efficiency,
+        busy_elsewhere: load.busy_elsewhere,
+        free_cores: load.free_cores,
     }
 }
 
