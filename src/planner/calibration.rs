@@ -8,14 +8,15 @@
 //! the affinity mask. Executor costs are measured, not assumed, each as the fastest of a few
 //! tries (the others include noise from elsewhere on the machine):
 //!
-//! * core efficiency and load from elsewhere: threads on every usable physical core burn CPU
-//!   at once, against one thread alone, in five probes 20 ms apart. Each thread is timed by
-//!   its own CPU clock as well as the wall clock. Iterations per CPU second, together against
-//!   alone, show what shared caches, clocks or a hypervisor take away, and other processes
-//!   cannot lower that rate; CPU time short of wall time is what other processes took. The
-//!   median over the probes counts, so a blip from elsewhere that spoils one or two of them
-//!   changes nothing, while a steady load shows in all and is reported (the plan then assumes
-//!   only the free cores);
+//! * core efficiency and load from elsewhere: one thread burns CPU alone, then one thread per
+//!   usable physical core burns at once for about 10 ms, in five probes 20 ms apart, every
+//!   thread timed by its own CPU clock as well as the wall clock. Iterations per CPU second,
+//!   together against alone, show what shared caches, clocks or a hypervisor take away; other
+//!   processes take time from a thread, not speed, so they cannot lower that rate (the median
+//!   over the probes counts). CPU time short of wall time is what other processes took while
+//!   every core was wanted; it counts at the lower quartile over the probes, so only a load
+//!   present in four probes of five (a steady one) is reported, and the plan then assumes
+//!   only the free cores;
 //! * start-up per worker: a pool's whole life (start, a first chunk per worker, idle, stop),
 //!   divided by its workers;
 //! * per-chunk overhead: a few hundred one-item chunks of a known CPU cost through a `map`,
