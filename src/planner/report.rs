@@ -154,7 +154,11 @@ impl Plan {
             self.threshold,
         )?;
         if self.workers > in_use {
-            f.write_str("; the threads mostly wait, so more threads than cores pay")?;
+            write!(
+                f,
+                "; the threads wait {} of the time, so more threads than cores pay",
+                percent(self.workload.wait_share())
+            )?;
         }
         Ok(())
     }

@@ -52,7 +52,7 @@ fn an_io_bound_plan_speaks_of_speedup_per_core() {
          predicted speedup: 1w 1.00x | 2w 1.99x | 4w 3.94x | 8w 7.72x | 16w 14.9x | 54w 35.0x\n\
          limit: uneven items: largest item 1.9% of the work (bound 52.6x); pool start-up 3.24 ms\n\
          decision: parallel: 35.0x on 2 cores is 17.52x per core (at least 0.80x needed); the \
-         threads mostly wait, so more threads than cores pay"
+         threads wait 99.1% of the time, so more threads than cores pay"
     );
 }
 
