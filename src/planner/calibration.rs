@@ -8,8 +8,15 @@
 //! the affinity mask. Executor costs are measured, not assumed, each as the fastest of a few
 //! tries (the others include noise from elsewhere on the machine):
 //!
-//! * core efficiency: threads on every usable physical core burn CPU at once, against one
-//!   thread alone, which shows what shared caches, clocks or a hypervisor take away;
+//! * core efficiency and load from elsewhere: one thread burns CPU alone, then one thread per
+//!   usable physical core burns at once for about 10 ms, in five probes 20 ms apart, every
+//!   thread timed by its own CPU clock as well as the wall clock. Iterations per CPU second,
+//!   together against alone, show what shared caches, clocks or a hypervisor take away; other
+//!   processes take time from a thread, not speed, so they cannot lower that rate (the median
+//!   over the probes counts). CPU time short of wall time is what other processes took while
+//!   every core was wanted; it counts at the lower quartile over the probes, so only a load
+//!   present in four probes of five (a steady one) is reported, and the plan then assumes
+//!   only the free cores;
 //! * start-up per worker: a pool's whole life (start, a first chunk per worker, idle, stop),
 //!   divided by its workers;
 //! * per-chunk overhead: a few hundred one-item chunks of a known CPU cost through a `map`,
@@ -19,7 +26,8 @@
 //! * payload transfer: postcard encode plus decode of a mixed record batch in this process;
 //!   for a process pool, also 8 MiB of arguments sent through the real pool, end to end.
 //!
-//! Threads are calibrated on first use of the planner (a few milliseconds). A process pool is
+//! Threads are calibrated on first use of the planner (about 200 ms, a third of it the pauses
+//! between probes). A process pool is
 //! calibrated only on demand ([`Calibration::process_pool`]), since its workers need
 //! `parexec::init()` at the start of `main`; that takes some tens of milliseconds.
 
@@ -27,8 +35,11 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use self::probe::core_load;
 use super::model::{ExecutorCosts, Machine};
 use crate::{Error, ExecutorKind, ProcessPool, ThreadPool};
+
+mod probe;
 
 /// Repetitions of every timing; the fastest counts, as the others include noise from
 /// elsewhere on the machine.
@@ -141,8 +152,6 @@ fn measure() -> Result<Calibration, Error> {
     })
 }
 
-/// Spin iterations of the core-efficiency probe, a few milliseconds.
-const PROBE_ITERATIONS: u64 = 6_000_000;
 /// Spin iterations of one item of the per-chunk overhead probe, some tens of microseconds.
 const ITEM_ITERATIONS: u64 = 20_000;
 
@@ -155,31 +164,6 @@ fn burn(iterations: u64) -> u64 {
     x
 }
 
-/// Throughput of `cores` threads burning CPU at once, against one thread alone, as the share
-/// each core beyond the first adds.
-fn core_efficiency(cores: usize) -> f64 {
-    if cores < 2 {
-        return 1.0;
-    }
-    let mut alone = Duration::MAX;
-    let mut together = Duration::MAX;
-    for _ in 0..TRIES.min(3) {
-        let started = Instant::now();
-        black_box(burn(PROBE_ITERATIONS));
-        alone = alone.min(started.elapsed());
-        let started = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..cores {
-                s.spawn(|| burn(PROBE_ITERATIONS));
-            }
-        });
-        together = together.min(started.elapsed());
-    }
-    // `cores` threads did `cores` times the work of one in `together`.
-    let speedup = cores as f64 * alone.as_secs_f64() / together.as_secs_f64();
-    ((speedup - 1.0) / (cores - 1) as f64).clamp(0.0, 1.0)
-}
-
 fn machine() -> Machine {
     let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
     let logical = online_cpus().unwrap_or(parallelism).max(1);
@@ -188,13 +172,16 @@ fn machine() -> Machine {
     let by_quota = quota.map_or(usize::MAX, |q| (q.ceil() as usize).max(1));
     let usable = logical.min(affinity).min(by_quota);
     let physical = num_cpus::get_physical().clamp(1, logical);
+    let load = core_load(usable.min(physical), usable, quota);
     Machine {
         usable_cores: usable,
         logical_cores: logical,
         physical_cores: physical,
         cgroup_quota: quota,
         affinity_cores: affinity,
-        core_efficiency: core_efficiency(usable.min(physical)),
+        core_efficiency: load.core_efficiency,
+        busy_elsewhere: load.busy_elsewhere,
+        free_cores: load.free_cores,
     }
 }
 
@@ -415,6 +402,8 @@ mod tests {
         assert!(m.physical_cores >= 1 && m.physical_cores <= m.logical_cores);
         assert!(m.usable_cores <= m.affinity_cores);
         assert!((0.0..=1.0).contains(&m.core_efficiency));
+        assert!((0.0..=1.0).contains(&m.busy_elsewhere));
+        assert!(m.free_cores > 0.0 && m.free_cores <= m.usable_cores as f64);
         assert!(calibration.threads.chunk_overhead > Duration::ZERO);
         assert!(calibration.transfer_ns_per_byte > 0.0);
         assert!(std::ptr::eq(calibration, Calibration::get().unwrap()));

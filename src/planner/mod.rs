@@ -31,6 +31,8 @@ mod laws;
 mod model;
 mod pilot;
 mod plan;
+#[cfg(feature = "plot")]
+mod plot;
 mod report;
 mod run;
 #[cfg(test)]

@@ -132,6 +132,12 @@ pub struct Machine {
     /// How much each core beyond the first adds when all are busy, from 0 to 1: below 1 when
     /// cores share caches, memory bandwidth, clock headroom or a hypervisor's time.
     pub core_efficiency: f64,
+    /// Share of the usable CPU that other processes took while calibration kept every usable
+    /// core busy, from 0 to 1; 0 when it was too small to matter (under 5%).
+    pub busy_elsewhere: f64,
+    /// Cores' worth of CPU left to this process: the usable cores (or the cgroup quota, if
+    /// lower) minus what other processes took. The model never gives a run more CPU than this.
+    pub free_cores: f64,
 }
 
 impl Machine {
@@ -149,18 +155,35 @@ impl Machine {
             cgroup_quota: None,
             affinity_cores: cores,
             core_efficiency: 1.0,
+            busy_elsewhere: 0.0,
+            free_cores: cores as f64,
         }
     }
 
     /// CPU throughput of `workers` busy workers, in cores: physical cores count fully, usable
     /// SMT siblings at [`SMT_YIELD`], workers beyond the usable cores not at all; every core
-    /// beyond the first scaled by `core_efficiency`.
+    /// beyond the first scaled by `core_efficiency`; never more than the free cores (but
+    /// always one core: a serial run competes for it too).
     pub(crate) fn capacity(&self, workers: usize) -> f64 {
         let usable = self.usable_cores.max(1);
         let physical = self.physical_cores.clamp(1, usable);
         let busy = workers.clamp(1, usable);
         let raw = busy.min(physical) as f64 + SMT_YIELD * busy.saturating_sub(physical) as f64;
-        1.0 + (raw - 1.0) * self.core_efficiency.clamp(0.0, 1.0)
+        let capacity = 1.0 + (raw - 1.0) * self.core_efficiency.clamp(0.0, 1.0);
+        capacity.min(self.free_cores.max(1.0))
+    }
+
+    /// A machine like this one with `cores` usable cores and no limits: the same SMT ratio,
+    /// core efficiency and share of the CPU taken elsewhere.
+    pub(crate) fn scaled(&self, cores: usize) -> Machine {
+        let usable = self.usable_cores.max(1);
+        let physical = self.physical_cores.clamp(1, usable);
+        let mut bigger = Machine::with_cores(cores);
+        bigger.physical_cores = (cores * physical).div_ceil(usable);
+        bigger.core_efficiency = self.core_efficiency;
+        bigger.busy_elsewhere = self.busy_elsewhere;
+        bigger.free_cores = cores as f64 * (1.0 - self.busy_elsewhere);
+        bigger
     }
 }
 
@@ -344,6 +367,28 @@ impl CostModel<'_> {
     /// The best prediction on `workers` workers, with the chunk size chosen for them.
     pub(crate) fn best_for(&self, workers: usize) -> Prediction {
         self.predict(workers, self.chunksize(workers))
+    }
+
+    /// Predicted speedup on `workers` workers over the serial run, and whether it is
+    /// modelled: on this machine while it would run that many (the usable cores, or more
+    /// threads for waiting work, up to `cap`), else on a machine with `workers` cores like
+    /// this one. The plan's curve, its speedup and the prediction a recorded run is compared
+    /// with all come from here, so they agree.
+    pub(crate) fn speedup_on(&self, workers: usize, cap: usize) -> (f64, bool) {
+        let serial = self.profile.serial.as_secs_f64() + self.profile.total_work().as_secs_f64();
+        let modelled = workers > self.max_workers(cap).max(self.machine.usable_cores);
+        let time = if modelled {
+            let bigger = self.machine.scaled(workers);
+            CostModel {
+                machine: &bigger,
+                ..*self
+            }
+            .best_for(workers)
+            .total()
+        } else {
+            self.best_for(workers).total()
+        };
+        (serial / time, modelled)
     }
 
     /// The most workers worth considering: the usable cores for CPU-bound work, more for work

@@ -36,8 +36,9 @@ pub struct CurvePoint {
     pub workers: usize,
     /// Predicted speedup over running serially.
     pub speedup: f64,
-    /// `true` when this machine cannot run that many workers on separate cores, so the point
-    /// comes from the model alone (a machine with that many cores).
+    /// `true` when this machine would not run that many workers (more than its usable cores
+    /// for CPU-bound work, more threads than waiting work needs), so the point is modelled on
+    /// a machine with that many cores.
     pub modelled: bool,
 }
 
@@ -179,7 +180,7 @@ pub struct Plan {
     pub imbalance_bound: f64,
     /// The scalability model fitted to recorded runs, once there is one.
     pub fit: Option<UslFit>,
-    runs: Vec<(usize, Duration)>,
+    pub(super) runs: Vec<(usize, Duration)>,
     costs: Vec<ExecutorCosts>,
     options: Options,
     /// The pool [`Plan::map`] runs on, of the planned kind, started on first use.
@@ -252,24 +253,18 @@ impl Plan {
             workers.push(self.workers);
             workers.sort_unstable();
         }
-        let serial = self.serial_time.as_secs_f64();
+        let model = CostModel {
+            profile: &self.workload,
+            machine: &self.machine,
+            costs,
+        };
         workers
             .into_iter()
             .map(|n| {
-                let modelled = n > self.machine.usable_cores;
-                let machine = if modelled {
-                    scaled(&self.machine, n)
-                } else {
-                    self.machine.clone()
-                };
-                let model = CostModel {
-                    profile: &self.workload,
-                    machine: &machine,
-                    costs,
-                };
+                let (speedup, modelled) = model.speedup_on(n, self.options.max_workers);
                 CurvePoint {
                     workers: n,
-                    speedup: serial / model.best_for(n).total(),
+                    speedup,
                     modelled,
                 }
             })
@@ -343,7 +338,8 @@ impl Plan {
     }
 
     /// The speedup the plan currently predicts on `workers` workers: from the fit once runs
-    /// are recorded, from the cost model before.
+    /// are recorded, from the cost model before (the figure its curve shows, against the
+    /// predicted serial time even after [`Plan::record_serial`]).
     fn predicted_speedup(&self, workers: usize) -> f64 {
         match self.fit {
             Some(fit) => self.serial_time.as_secs_f64() / fit.predict(workers as f64),
@@ -353,13 +349,12 @@ impl Plan {
                     .iter()
                     .find(|c| c.kind == self.kind)
                     .unwrap_or(&self.costs[0]);
-                let machine = scaled(&self.machine, workers.max(self.machine.usable_cores));
                 let model = CostModel {
                     profile: &self.workload,
-                    machine: &machine,
+                    machine: &self.machine,
                     costs,
                 };
-                self.serial_time.as_secs_f64() / model.best_for(workers).total()
+                model.speedup_on(workers, self.options.max_workers).0
             }
         }
     }
@@ -389,18 +384,6 @@ impl Plan {
             self.processes = OnceLock::new();
         }
     }
-}
-
-/// A machine like `machine` with `cores` usable cores, the same SMT ratio and core
-/// efficiency, and no limits.
-fn scaled(machine: &Machine, cores: usize) -> Machine {
-    let usable = machine.usable_cores.max(1);
-    let physical = machine.physical_cores.clamp(1, usable);
-    let mut bigger = Machine::with_cores(cores);
-    bigger.physical_cores = (cores * physical).div_ceil(usable);
-    bigger.logical_cores = cores;
-    bigger.core_efficiency = machine.core_efficiency;
-    bigger
 }
 
 /// `part / whole`, zero when the whole is.

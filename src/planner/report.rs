@@ -1,17 +1,53 @@
-//! The human-readable report of a [`Plan`]: five lines, workload, executor, predicted speedup
-//! curve, limit and decision.
+//! The human-readable report of a [`Plan`]: workload, executor, predicted speedup curve,
+//! limit, the load from elsewhere when calibration saw some, and the decision.
+//!
+//! Every figure is printed once, from the same field the decision used, and a comparison is
+//! printed with enough digits that it reads true (never "0.80 < 0.80").
 
 use std::fmt;
 use std::time::Duration;
 
 use super::{Limit, Plan};
+use crate::ExecutorKind;
+
+/// Most decimals a comparison with the threshold is printed with.
+const MAX_DECIMALS: usize = 6;
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_workload(f)?;
+        self.write_executor(f)?;
+        self.write_curve(f)?;
+        write!(f, "\nlimit: {}", self.limit_detail())?;
+        if self.limit != Limit::SerialPart && self.serial_share > 0.0 {
+            write!(f, "; serial part {}", self.serial_detail())?;
+        }
+        if self.limit != Limit::Imbalance && self.imbalance_bound < 100.0 {
+            write!(f, "; {}", self.imbalance_detail())?;
+        }
+        if self.limit != Limit::StartUp {
+            write!(f, "; pool start-up {}", duration(self.startup))?;
+        }
+        if self.machine.busy_elsewhere > 0.0 {
+            write!(
+                f,
+                "\nmachine: other processes used {} of the CPU during calibration; the plan \
+                 assumes {:.1} free cores",
+                whole_percent(self.machine.busy_elsewhere),
+                self.machine.free_cores
+            )?;
+        }
+        self.write_decision(f)
+    }
+}
+
+impl Plan {
+    fn write_workload(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = &self.workload;
         write!(
             f,
-            "workload: {} items, {}/item (cv {:.1}), {} of the time waiting, largest item {}",
+            "workload: {} items, {}/item (coefficient of variation {:.2}), {} of the time \
+             waiting, largest item {}",
             count(w.items),
             duration(w.mean_item),
             w.cv,
@@ -21,13 +57,18 @@ impl fmt::Display for Plan {
         if !w.serial.is_zero() {
             write!(f, ", serial part {}", duration(w.serial))?;
         }
-        if w.payload_bytes > 0.0 {
+        // Threads move values; only a process pool encodes and sends them.
+        if self.kind == ExecutorKind::Processes && w.payload_bytes > 0.0 {
             write!(
                 f,
-                ", {} bytes moved per item",
+                ", {} bytes sent to and from a worker per item",
                 count(w.payload_bytes.round() as usize)
             )?;
         }
+        Ok(())
+    }
+
+    fn write_executor(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let configuration = format!(
             "{} x{}, chunksize {} (≈ {} per chunk; overhead {})",
             self.kind,
@@ -37,14 +78,23 @@ impl fmt::Display for Plan {
             percent(self.overhead_share),
         );
         if self.parallel {
-            write!(f, "\nexecutor: {configuration}")?;
+            write!(f, "\nexecutor: {configuration}")
         } else {
             write!(
                 f,
-                "\nexecutor: serial, on the calling thread (best parallel option: {configuration})"
-            )?;
+                "\nexecutor: serial, on the calling thread; the best parallel option would be \
+                 {configuration}"
+            )
         }
-        f.write_str("\npredicted speedup: ")?;
+    }
+
+    fn write_curve(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\npredicted speedup")?;
+        if let Some(runs) = self.fit.map(|_| self.runs.len()) {
+            let plural = if runs == 1 { "" } else { "s" };
+            write!(f, " (fitted to {runs} recorded run{plural})")?;
+        }
+        f.write_str(": ")?;
         for (i, point) in self.curve.iter().enumerate() {
             let separator = if i == 0 { "" } else { " | " };
             let star = if point.modelled { "*" } else { "" };
@@ -56,64 +106,98 @@ impl fmt::Display for Plan {
             )?;
         }
         if self.curve.iter().any(|p| p.modelled) {
-            let cores = self.machine.usable_cores;
-            let plural = if cores == 1 { "" } else { "s" };
             write!(
                 f,
-                "   (* beyond this machine's {cores} core{plural}: modelled)"
+                "   (* beyond this machine's {}: modelled on a machine with that many cores)",
+                cores(self.machine.usable_cores)
             )?;
         }
-        write!(f, "\nlimit: {}", self.limit_detail())?;
-        if self.limit != Limit::SerialPart && self.serial_share > 0.0 {
-            write!(f, "; serial part {}", self.serial_detail())?;
-        }
-        if self.limit != Limit::Imbalance && self.imbalance_bound < 100.0 {
-            write!(f, "; {}", self.imbalance_detail())?;
-        }
-        if self.limit != Limit::StartUp {
-            write!(f, "; pool start-up {}", duration(self.startup))?;
-        }
-        if self.parallel {
-            write!(
-                f,
-                "\ndecision: parallel (efficiency {:.2} >= {:.2})",
-                self.efficiency, self.threshold
-            )
-        } else if self.speedup <= 1.0 {
+        Ok(())
+    }
+
+    /// The decision with its reason: speedup per core in use against the threshold, or what
+    /// makes a pool slower than the calling thread.
+    fn write_decision(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_use = self.workers.clamp(1, self.machine.usable_cores.max(1));
+        if !self.parallel && self.speedup <= 1.0 {
             let reason = match self.limit {
-                Limit::Cores => format!(
-                    "{} usable core(s) leave nothing to gain",
-                    self.machine.usable_cores
-                ),
+                Limit::Cores => self.cores_detail(),
                 other => format!("{other} costs more than it saves"),
             };
-            write!(
+            return write!(
                 f,
-                "\ndecision: serial (a pool would be slower, {}: {reason})",
+                "\ndecision: serial: a pool would be slower ({}): {reason}",
                 speedup(self.speedup)
-            )
+            );
+        }
+        let decimals = if self.parallel {
+            2
         } else {
+            decimals_to_tell_apart(self.efficiency, self.threshold)
+        };
+        let (verdict, only) = if self.parallel {
+            ("parallel", "")
+        } else {
+            ("serial", "only ")
+        };
+        write!(
+            f,
+            "\ndecision: {verdict}: {} on {} is {only}{:.decimals$}x per core (at least \
+             {:.decimals$}x needed)",
+            if decimals == 2 {
+                speedup(self.speedup)
+            } else {
+                format!("{:.decimals$}x", self.speedup)
+            },
+            cores(in_use),
+            self.efficiency,
+            self.threshold,
+        )?;
+        if self.workers > in_use {
             write!(
                 f,
-                "\ndecision: serial (efficiency {:.2} < {:.2})",
-                self.efficiency, self.threshold
-            )
+                "; the threads wait {} of the time, so more threads than cores pay",
+                percent(self.workload.wait_share())
+            )?;
         }
+        Ok(())
     }
-}
 
-impl Plan {
     fn limit_detail(&self) -> String {
         match self.limit {
-            Limit::Cores => format!(
-                "the {} usable cores (work spread evenly, losses under 5%)",
-                self.machine.usable_cores
-            ),
+            Limit::Cores => self.cores_detail(),
             Limit::SerialPart => format!("serial part {}", self.serial_detail()),
             Limit::StartUp => format!("pool start-up {}", duration(self.startup)),
             Limit::ChunkOverhead => format!("per-chunk overhead {}", percent(self.overhead_share)),
             Limit::Imbalance => format!("uneven items: {}", self.imbalance_detail()),
             Limit::Transfer => "payload transfer to and from the workers".to_owned(),
+        }
+    }
+
+    /// What the cores in use deliver together: all of them, or less because they slow each
+    /// other down or other processes take some.
+    fn cores_detail(&self) -> String {
+        let m = &self.machine;
+        let usable = m.usable_cores.max(1);
+        let in_use = self.workers.clamp(1, usable);
+        let capacity = m.capacity(in_use);
+        if m.busy_elsewhere > 0.0 && m.free_cores < in_use as f64 {
+            format!(
+                "the usable cores: other processes leave {:.1} of {} free",
+                m.free_cores,
+                cores(usable)
+            )
+        } else if capacity < in_use as f64 - 0.005 {
+            format!(
+                "the usable cores: {} busy at once do the work of {capacity:.2} (measured core \
+                 efficiency {:.2})",
+                cores(in_use),
+                m.core_efficiency
+            )
+        } else if usable == 1 {
+            "the single usable core".to_owned()
+        } else {
+            format!("the {} usable cores, all kept busy", count(usable))
         }
     }
 
@@ -132,6 +216,24 @@ impl Plan {
             speedup(self.imbalance_bound)
         )
     }
+}
+
+/// The fewest decimals, from 2, at which `value` and `threshold` print differently, so that a
+/// value just under the threshold never prints equal to it.
+fn decimals_to_tell_apart(value: f64, threshold: f64) -> usize {
+    (2..MAX_DECIMALS)
+        .find(|&d| format!("{value:.d$}") != format!("{threshold:.d$}"))
+        .unwrap_or(MAX_DECIMALS)
+}
+
+/// `2 cores`, `1 core`.
+fn cores(n: usize) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{} core{plural}", count(n))
+}
+
+fn whole_percent(share: f64) -> String {
+    format!("{:.0}%", 100.0 * share)
 }
 
 /// `1234567` as `1,234,567`.
@@ -172,7 +274,7 @@ fn significant(value: f64) -> String {
     }
 }
 
-fn speedup(x: f64) -> String {
+pub(super) fn speedup(x: f64) -> String {
     if x.is_infinite() {
         "unbounded".to_owned()
     } else if x >= 10.0 {
@@ -212,9 +314,19 @@ mod tests {
     }
 
     #[test]
+    fn comparisons_print_with_the_digits_that_tell_them_apart() {
+        assert_eq!(decimals_to_tell_apart(0.7996, 0.8), 4);
+        assert_eq!(decimals_to_tell_apart(0.75, 0.8), 2);
+        assert_eq!(decimals_to_tell_apart(0.8, 0.8), MAX_DECIMALS);
+    }
+
+    #[test]
     fn speedups_keep_three_digits() {
         assert_eq!(speedup(1.0), "1.00x");
         assert_eq!(speedup(12.54), "12.5x");
         assert_eq!(speedup(f64::INFINITY), "unbounded");
     }
 }
+
+#[cfg(test)]
+mod test;
