@@ -186,27 +186,33 @@ impl State {
     fn answer(&self, request: tiny_http::Request) {
         let concurrent = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         let reply = self.decide(requested_date(request.url()), concurrent);
-        let b = &self.behaviour;
+        // A request leaves the count before its answer goes out: a client that has the answer
+        // may send its next request at once, which must not find this one still counted.
+        let finished = || self.in_flight.fetch_sub(1, Ordering::AcqRel);
         match reply {
-            Reply::Drop => drop(request.into_writer()),
+            Reply::Drop => {
+                finished();
+                drop(request.into_writer());
+            }
             Reply::Status(status, retry_after) => {
                 let mut response = tiny_http::Response::from_string(r#"{"message":"try later"}"#)
                     .with_status_code(status);
                 if let Some(value) = retry_after {
                     response.add_header(header("Retry-After", &value));
                 }
+                finished();
                 // A client that gave up waiting has nothing left to tell.
                 let _ = request.respond(response);
             }
             Reply::Body(body, delay) => {
-                thread::sleep(b.latency + delay);
+                thread::sleep(self.behaviour.latency + delay);
+                finished();
                 let _ = request.respond(
                     tiny_http::Response::from_string(body)
                         .with_header(header("Content-Type", "application/json")),
                 );
             }
         }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// What to answer to a request for `date` with `concurrent` requests in progress.
