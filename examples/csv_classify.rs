@@ -51,6 +51,8 @@ mod csv_output;
 mod output;
 #[path = "support/peak_rss.rs"]
 mod peak_rss;
+#[path = "support/plot.rs"]
+mod plot;
 #[path = "support/progress.rs"]
 mod progress;
 
@@ -97,6 +99,9 @@ struct Options {
     /// Also classify every row serially, then report the speedup and check the outputs match.
     #[arg(long)]
     compare_serial: bool,
+    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
     /// Measure peak memory against rows (10k, 100k, 1M) in child runs, and nothing else.
     #[arg(long, conflicts_with_all = ["input", "output", "compare_serial"])]
     bench_rss: bool,
@@ -180,6 +185,9 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             .pilot(&pilot, classify_item)
             .plan()?;
         println!("classifying {source}; plan from a pilot on the first rows:\n\n{planned}\n");
+        if let Some(path) = &options.plot {
+            plot::write(&planned, path)?;
+        }
         cli::override_workers(&mut planned, options.workers.map(|w| w as usize));
         // Timed from here, like the serial comparison: planning is paid once, not per row.
         let started = Instant::now();

@@ -55,6 +55,8 @@ mod image_output;
 mod npy;
 #[path = "support/output.rs"]
 mod output;
+#[path = "support/plot.rs"]
+mod plot;
 #[path = "support/progress.rs"]
 mod progress;
 #[path = "support/xray.rs"]
@@ -107,6 +109,9 @@ struct Args {
     /// Also run the batch serially, check the thumbnails are identical, report the speedup
     #[arg(long)]
     compare_serial: bool,
+    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
 }
 
 /// Opens the image, decodes it within the memory limit and shrinks it to `side` x `side`
@@ -193,6 +198,9 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
         .plan()
         .map_err(|e| format!("planning failed: {e}"))?;
     println!("{plan}\n");
+    if let Some(path) = &args.plot {
+        plot::write(&plan, path)?;
+    }
     cli::override_workers(&mut plan, args.workers.map(|w| w as usize));
 
     let bar = progress::bar(Some(jobs.len() as u64), "resizing", "images");

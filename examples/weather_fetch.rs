@@ -47,6 +47,8 @@ use parexec::{Planner, ThreadPool, as_completed};
 mod flaky_api;
 #[path = "support/limiter.rs"]
 mod limiter;
+#[path = "support/plot.rs"]
+mod plot;
 #[path = "support/progress.rs"]
 mod progress;
 #[path = "support/retry.rs"]
@@ -98,6 +100,9 @@ struct Args {
     /// Also fetch every day serially; report the speedup and any day whose results differ.
     #[arg(long)]
     compare_serial: bool,
+    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
     /// Latency of the mock API per request, in milliseconds.
     #[arg(long, default_value_t = 60, conflicts_with = "url",
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
@@ -222,6 +227,9 @@ fn run(args: &Args) -> Result<usize, BoxError> {
         .pilot(&dates, |date| fetcher.try_once(date).is_ok())
         .plan()?;
     println!("\n== plan (from a pilot of single attempts on a sample of the days)\n{plan}\n");
+    if let Some(path) = &args.plot {
+        plot::write(&plan, path)?;
+    }
     let workers = match args.workers {
         Some(workers) => workers as usize,
         None if plan.parallel => plan.workers,
