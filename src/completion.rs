@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::progress::Progress;
 use crate::{Error, Future};
 
 /// Indexes futures and delivers them as they finish: those already done first, in the order
@@ -97,6 +98,7 @@ where
 {
     AsCompleted {
         completions: Completions::new(futures),
+        progress: Progress::default(),
     }
 }
 
@@ -141,6 +143,46 @@ where
 #[must_use = "iterators are lazy"]
 pub struct AsCompleted<T> {
     completions: Completions<T>,
+    /// Advanced as futures are yielded, which is as they finish (feature `progress`).
+    progress: Progress,
+}
+
+#[cfg(feature = "progress")]
+impl<T> AsCompleted<T> {
+    /// Shows a progress bar on stderr that counts the futures yielded so far, out of all of
+    /// them; hidden when stderr is not a terminal. See
+    /// [`progress_with`](AsCompleted::progress_with).
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let done = parexec::as_completed((0..10).map(|i| pool.submit(move || i))).progress();
+    /// assert_eq!(done.count(), 10);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn progress(self) -> Self {
+        self.progress_with(indicatif::ProgressBar::no_length())
+    }
+
+    /// Advances `bar` by one for each future yielded; futures are yielded as they finish, so
+    /// the bar counts finished futures. A bar without a length gets the number of futures. The
+    /// bar is finished once every future has been yielded.
+    ///
+    /// ```
+    /// use indicatif::{ProgressBar, ProgressDrawTarget};
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    /// let futures: Vec<_> = (0..10).map(|i| pool.submit(move || i)).collect();
+    /// let mut done = parexec::as_completed(futures).progress_with(bar.clone());
+    /// done.next();
+    /// assert_eq!((bar.position(), bar.length()), (1, Some(10)));
+    /// assert_eq!(done.count(), 9);
+    /// assert!(bar.is_finished());
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn progress_with(mut self, bar: indicatif::ProgressBar) -> Self {
+        self.progress = Progress::attach(bar, Some(self.completions.remaining));
+        self
+    }
 }
 
 impl<T> Iterator for AsCompleted<T> {
@@ -149,7 +191,12 @@ impl<T> Iterator for AsCompleted<T> {
     fn next(&mut self) -> Option<Future<T>> {
         // Every future resolves exactly once (an abandoned one as cancelled), so the channel
         // delivers each index and the wait ends.
-        self.completions.next_before(None).ok().flatten()
+        let next = self.completions.next_before(None).ok().flatten();
+        match next {
+            Some(_) => self.progress.advance(1),
+            None => self.progress.finish(),
+        }
+        next
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

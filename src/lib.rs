@@ -98,6 +98,7 @@ mod future;
 mod map;
 pub mod planner;
 mod process;
+mod progress;
 mod thread_pool;
 mod unwind;
 

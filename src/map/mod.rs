@@ -15,6 +15,8 @@
 mod chunk;
 mod dispatch;
 mod in_place;
+#[cfg(feature = "progress")]
+mod progress;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -30,6 +32,7 @@ use self::chunk::Ready;
 use self::in_place::OutputBuffer;
 use crate::Plan;
 use crate::chunking::{ChunkSizer, WINDOW_PER_WORKER};
+use crate::progress::Progress;
 use crate::{Error, Future};
 
 /// The longest chunk the consumer runs itself rather than wait for a worker: about what a
@@ -98,6 +101,8 @@ pub struct Map<'p, I: Iterator, R> {
     /// Set by `collect_vec`, on a map nothing was taken from: every chunk it dispatches then
     /// delivers into `output` instead of being yielded, in place if the executor can.
     collecting: bool,
+    /// The progress bar to advance as chunks finish (feature `progress`).
+    progress: Progress,
     /// Declared last so it is dropped last, after `Drop` has waited for the chunks writing it.
     output: OutputBuffer<R>,
 }
@@ -121,6 +126,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             config_error: None,
             finished: false,
             collecting: false,
+            progress: Progress::default(),
             output: OutputBuffer::default(),
         }
     }
@@ -222,6 +228,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             if let Some((tx, _)) = &self.completions {
                 notify_on_done(&future, tx, self.next_seq);
             }
+            self.progress.advance_when_done(&future, len);
             self.in_flight.push_back(InFlight {
                 seq: self.next_seq,
                 first_index: self.next_index,
@@ -249,6 +256,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             return true;
         }
         let Some((first_index, len, outcome)) = self.next_chunk() else {
+            self.progress.finish();
             return false;
         };
         self.ready = match outcome {
