@@ -6,8 +6,11 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::progress::Progress;
@@ -19,6 +22,8 @@ struct Completions<T> {
     futures: Vec<Option<Future<T>>>,
     already_done: VecDeque<usize>,
     finished: Receiver<usize>,
+    /// Woken after each completion is sent, for a consumer polling them as a stream.
+    waker: Arc<AtomicWaker>,
     remaining: usize,
 }
 
@@ -26,6 +31,7 @@ impl<T> Completions<T> {
     fn new(futures: impl IntoIterator<Item = Future<T>>) -> Self {
         let futures: Vec<Option<Future<T>>> = futures.into_iter().map(Some).collect();
         let (tx, rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(AtomicWaker::new());
         let mut already_done = VecDeque::new();
         for (index, future) in futures.iter().enumerate() {
             let future = future.as_ref().expect("all present at start");
@@ -33,9 +39,11 @@ impl<T> Completions<T> {
                 already_done.push_back(index);
             } else {
                 let tx = tx.clone();
+                let waker = Arc::clone(&waker);
                 future.on_done(move || {
                     // Fails only once the iterator is gone, when nobody needs the signal.
                     let _ = tx.send(index);
+                    waker.wake();
                 });
             }
         }
@@ -44,7 +52,33 @@ impl<T> Completions<T> {
             futures,
             already_done,
             finished: rx,
+            waker,
         }
+    }
+
+    /// Like `next_before(None)`, but returns `Pending` instead of waiting, with `cx`'s waker
+    /// registered for the next completion.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Future<T>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let index = match self.already_done.pop_front() {
+            Some(index) => index,
+            None => match self.finished.try_recv() {
+                Ok(index) => index,
+                Err(_) => {
+                    // Registered before looking again, so a completion between the two looks
+                    // still wakes the task.
+                    self.waker.register(cx.waker());
+                    match self.finished.try_recv() {
+                        Ok(index) => index,
+                        Err(_) => return Poll::Pending,
+                    }
+                }
+            },
+        };
+        self.remaining -= 1;
+        Poll::Ready(self.futures[index].take())
     }
 
     /// The next finished future, `Ok(None)` when all have been delivered, or
@@ -147,6 +181,23 @@ pub struct AsCompleted<T> {
     progress: Progress,
 }
 
+impl<T> AsCompleted<T> {
+    /// The next finished future, or `Pending` with `cx`'s waker registered.
+    pub(crate) fn poll_future(&mut self, cx: &mut Context<'_>) -> Poll<Option<Future<T>>> {
+        let next = ready!(self.completions.poll_next(cx));
+        Poll::Ready(self.yielded(next))
+    }
+
+    /// Counts a yielded future on the progress bar, or finishes the bar at the end.
+    fn yielded(&mut self, next: Option<Future<T>>) -> Option<Future<T>> {
+        match next {
+            Some(_) => self.progress.advance(1),
+            None => self.progress.finish(),
+        }
+        next
+    }
+}
+
 #[cfg(feature = "progress")]
 impl<T> AsCompleted<T> {
     /// Shows a progress bar on stderr that counts the futures yielded so far, out of all of
@@ -192,11 +243,7 @@ impl<T> Iterator for AsCompleted<T> {
         // Every future resolves exactly once (an abandoned one as cancelled), so the channel
         // delivers each index and the wait ends.
         let next = self.completions.next_before(None).ok().flatten();
-        match next {
-            Some(_) => self.progress.advance(1),
-            None => self.progress.finish(),
-        }
-        next
+        self.yielded(next)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

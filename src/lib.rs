@@ -99,6 +99,7 @@ mod map;
 pub mod planner;
 mod process;
 mod progress;
+mod stream;
 mod thread_pool;
 mod unwind;
 
@@ -111,4 +112,5 @@ pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
 pub use crate::planner::{Plan, Planner};
 pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
+pub use crate::stream::Streaming;
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};
