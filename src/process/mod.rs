@@ -237,7 +237,8 @@ impl ProcessPool {
         Map::new(items.into_iter(), Box::new(ProcessChunks { pool: self, f }))
     }
 
-    /// The number of worker processes the pool keeps.
+    /// The number of worker processes the pool keeps, as built or set by the latest
+    /// [`set_workers`](ProcessPool::set_workers); [`Stats::workers`] counts those running now.
     ///
     /// ```standalone_crate
     /// parexec::init();

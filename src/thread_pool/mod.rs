@@ -191,7 +191,8 @@ impl ThreadPool {
         outcome.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
-    /// The number of worker threads.
+    /// The number of worker threads asked for, at build or by the latest
+    /// [`set_workers`](ThreadPool::set_workers); [`Stats::workers`] counts those running now.
     ///
     /// ```
     /// assert_eq!(parexec::ThreadPool::new(3)?.workers(), 3);

@@ -104,6 +104,9 @@ impl Registry {
     /// Asks `workers` more workers to exit once their current job is done, and wakes the
     /// sleeping ones so that idle workers exit at once.
     pub(super) fn retire(&self, workers: usize) {
+        if workers == 0 {
+            return;
+        }
         self.retiring.fetch_add(workers, Ordering::SeqCst);
         self.sleep.wake_all();
     }
