@@ -2,6 +2,9 @@
 //! between tasks, and no task or result is lost either way. (The process pool's resize tests
 //! are in `process_pool.rs`, whose `main` can serve as a worker.)
 
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
 use std::time::{Duration, Instant};
 
 use parexec::{Error, Executor, ThreadPool};
@@ -126,12 +129,13 @@ fn zero_workers_is_an_invalid_argument_and_a_shut_down_pool_refuses() {
 fn a_failing_initializer_on_a_new_worker_is_reported_and_the_others_serve() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static STARTS: AtomicUsize = AtomicUsize::new(0);
+    deliberate::silence();
     let pool = ThreadPool::builder()
         .workers(1)
         .initializer(|_| {
             // The first worker starts; the next ones fail.
             if STARTS.fetch_add(1, Ordering::SeqCst) >= 1 {
-                panic!("no more workers");
+                deliberate::panic_with("no more workers");
             }
         })
         .build()

@@ -45,7 +45,11 @@ pub fn shrinking_during_a_map_keeps_every_result_and_reaps_the_surplus_workers()
     assert_eq!(pool.workers(), 1);
     out.extend(map.map(Result::unwrap));
     assert_eq!(out, naps(300));
-    assert!(eventually(|| pool.stats().workers == 1), "{:?}", pool.stats());
+    assert!(
+        eventually(|| pool.stats().workers == 1),
+        "{:?}",
+        pool.stats()
+    );
     assert_eq!(pool.stats().failed, 0);
     let kept = pool.worker_pids();
     let gone: Vec<u32> = before.into_iter().filter(|p| !kept.contains(p)).collect();
@@ -66,14 +70,21 @@ pub fn a_shrink_and_a_regrow_before_the_workers_leave() {
     pool.set_workers(3).unwrap();
     out.extend(map.map(Result::unwrap));
     assert_eq!(out, naps(200));
-    assert!(eventually(|| pool.stats().workers == 3), "{:?}", pool.stats());
+    assert!(
+        eventually(|| pool.stats().workers == 3),
+        "{:?}",
+        pool.stats()
+    );
     pool.shutdown();
     assert_eq!(pool.stats().workers, 0);
 }
 
 pub fn zero_workers_is_an_invalid_argument_and_a_shut_down_pool_refuses() {
     let pool = pool(1);
-    assert!(matches!(pool.set_workers(0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        pool.set_workers(0),
+        Err(Error::InvalidArgument(_))
+    ));
     assert_eq!(pool.workers(), 1);
     pool.shutdown();
     assert!(matches!(pool.set_workers(2), Err(Error::Shutdown)));
