@@ -6,10 +6,14 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::progress::Progress;
 use crate::{Error, Future};
 
 /// Indexes futures and delivers them as they finish: those already done first, in the order
@@ -18,6 +22,8 @@ struct Completions<T> {
     futures: Vec<Option<Future<T>>>,
     already_done: VecDeque<usize>,
     finished: Receiver<usize>,
+    /// Woken after each completion is sent, for a consumer polling them as a stream.
+    waker: Arc<AtomicWaker>,
     remaining: usize,
 }
 
@@ -25,6 +31,7 @@ impl<T> Completions<T> {
     fn new(futures: impl IntoIterator<Item = Future<T>>) -> Self {
         let futures: Vec<Option<Future<T>>> = futures.into_iter().map(Some).collect();
         let (tx, rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(AtomicWaker::new());
         let mut already_done = VecDeque::new();
         for (index, future) in futures.iter().enumerate() {
             let future = future.as_ref().expect("all present at start");
@@ -32,9 +39,11 @@ impl<T> Completions<T> {
                 already_done.push_back(index);
             } else {
                 let tx = tx.clone();
+                let waker = Arc::clone(&waker);
                 future.on_done(move || {
                     // Fails only once the iterator is gone, when nobody needs the signal.
                     let _ = tx.send(index);
+                    waker.wake();
                 });
             }
         }
@@ -43,7 +52,33 @@ impl<T> Completions<T> {
             futures,
             already_done,
             finished: rx,
+            waker,
         }
+    }
+
+    /// Like `next_before(None)`, but returns `Pending` instead of waiting, with `cx`'s waker
+    /// registered for the next completion.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Future<T>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let index = match self.already_done.pop_front() {
+            Some(index) => index,
+            None => match self.finished.try_recv() {
+                Ok(index) => index,
+                Err(_) => {
+                    // Registered before looking again, so a completion between the two looks
+                    // still wakes the task.
+                    self.waker.register(cx.waker());
+                    match self.finished.try_recv() {
+                        Ok(index) => index,
+                        Err(_) => return Poll::Pending,
+                    }
+                }
+            },
+        };
+        self.remaining -= 1;
+        Poll::Ready(self.futures[index].take())
     }
 
     /// The next finished future, `Ok(None)` when all have been delivered, or
@@ -97,6 +132,7 @@ where
 {
     AsCompleted {
         completions: Completions::new(futures),
+        progress: Progress::default(),
     }
 }
 
@@ -141,6 +177,63 @@ where
 #[must_use = "iterators are lazy"]
 pub struct AsCompleted<T> {
     completions: Completions<T>,
+    /// Advanced as futures are yielded, which is as they finish (feature `progress`).
+    progress: Progress,
+}
+
+impl<T> AsCompleted<T> {
+    /// The next finished future, or `Pending` with `cx`'s waker registered.
+    pub(crate) fn poll_future(&mut self, cx: &mut Context<'_>) -> Poll<Option<Future<T>>> {
+        let next = ready!(self.completions.poll_next(cx));
+        Poll::Ready(self.yielded(next))
+    }
+
+    /// Counts a yielded future on the progress bar, or finishes the bar at the end.
+    fn yielded(&mut self, next: Option<Future<T>>) -> Option<Future<T>> {
+        match next {
+            Some(_) => self.progress.advance(1),
+            None => self.progress.finish(),
+        }
+        next
+    }
+}
+
+#[cfg(feature = "progress")]
+impl<T> AsCompleted<T> {
+    /// Shows a progress bar on stderr that counts the futures yielded so far, out of all of
+    /// them; hidden when stderr is not a terminal. See
+    /// [`progress_with`](AsCompleted::progress_with).
+    ///
+    /// ```
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let done = parexec::as_completed((0..10).map(|i| pool.submit(move || i))).progress();
+    /// assert_eq!(done.count(), 10);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn progress(self) -> Self {
+        self.progress_with(indicatif::ProgressBar::no_length())
+    }
+
+    /// Advances `bar` by one for each future yielded; futures are yielded as they finish, so
+    /// the bar counts finished futures. A bar without a length gets the number of futures. The
+    /// bar is finished once every future has been yielded.
+    ///
+    /// ```
+    /// use indicatif::{ProgressBar, ProgressDrawTarget};
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    /// let futures: Vec<_> = (0..10).map(|i| pool.submit(move || i)).collect();
+    /// let mut done = parexec::as_completed(futures).progress_with(bar.clone());
+    /// done.next();
+    /// assert_eq!((bar.position(), bar.length()), (1, Some(10)));
+    /// assert_eq!(done.count(), 9);
+    /// assert!(bar.is_finished());
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn progress_with(mut self, bar: indicatif::ProgressBar) -> Self {
+        self.progress = Progress::attach(bar, Some(self.completions.remaining));
+        self
+    }
 }
 
 impl<T> Iterator for AsCompleted<T> {
@@ -149,7 +242,8 @@ impl<T> Iterator for AsCompleted<T> {
     fn next(&mut self) -> Option<Future<T>> {
         // Every future resolves exactly once (an abandoned one as cancelled), so the channel
         // delivers each index and the wait ends.
-        self.completions.next_before(None).ok().flatten()
+        let next = self.completions.next_before(None).ok().flatten();
+        self.yielded(next)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

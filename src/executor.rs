@@ -78,6 +78,11 @@ pub struct Stats {
     pub transfer: Duration,
     /// Process pools: worker processes started to replace ones that exited or were killed.
     pub worker_restarts: u64,
+    /// Workers running right now: threads in their loop, or worker processes that have
+    /// shaken hands. After a [`set_workers`](Executor::set_workers) it converges to the new
+    /// count as surplus workers finish their current task; it is 0 after shutdown and before
+    /// a lazy process pool's first task.
+    pub workers: usize,
 }
 
 pub(crate) mod sealed {
@@ -153,6 +158,26 @@ pub trait Executor: sealed::Sealed + Send + Sync + fmt::Debug {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     fn workers(&self) -> usize;
+
+    /// Changes the number of workers while the executor runs: growing takes effect at once,
+    /// shrinking as surplus workers finish their current task, with no task lost.
+    /// [`workers`](Executor::workers) reports the new count at once, and
+    /// [`Stats::workers`] the workers running right now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for zero workers,
+    /// [`Error::Shutdown`](crate::Error::Shutdown) after shutdown, and whatever starting a
+    /// worker can fail with (see each pool's `set_workers`).
+    ///
+    /// ```
+    /// use parexec::{Executor, ThreadPool};
+    /// let pool = ThreadPool::new(1)?;
+    /// Executor::set_workers(&pool, 2)?;
+    /// assert_eq!(Executor::workers(&pool), 2);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    fn set_workers(&self, workers: usize) -> Result<(), crate::Error>;
 
     /// What the executor has counted and timed so far.
     ///

@@ -11,7 +11,10 @@
 //!   worker. Call [`init`] first thing in `main`.
 //! * The [`Executor`] trait lets one generic pipeline run on either pool.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
-//!   `.await`.
+//!   `.await`; a map and [`as_completed`] become async streams with `into_stream`
+//!   ([`Streaming`]).
+//! * Both pools resize while they run (`set_workers`); with the `progress` feature, maps and
+//!   `as_completed` draw progress bars (`.progress()`).
 //! * [`Planner`] measures a workload and says, before anything runs, whether parallelism pays,
 //!   on which executor, with how many workers and what chunk size, and why; the [`planner`]
 //!   module holds its inputs and outputs ([`planner::WorkloadProfile`],
@@ -57,13 +60,16 @@
 //!   completion.rs   as_completed, wait
 //!   map/            Map: the window of chunks (mod.rs), a chunk's results (chunk.rs), the
 //!                   ChunkDispatch interface executors implement (dispatch.rs), in-place output
-//!                   for collect_vec beside the Drop it relies on (in_place.rs)
+//!                   for collect_vec beside the Drop it relies on (in_place.rs), polling as a
+//!                   stream (stream.rs), progress bars (progress.rs, feature `progress`)
+//!   stream.rs       Streaming: maps and as_completed as futures_core::Stream
+//!   progress.rs     the progress bar a map or as_completed advances (feature `progress`)
 //!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
 //!   executor.rs     the sealed Executor trait, Payload, Stats
 //!   thread_pool/    workers over one injector queue: registry, park/wake (sleep.rs), jobs,
-//!                   counters, scopes, map chunks
+//!                   counters, scopes, map chunks, starting workers and live resize (resize.rs)
 //!   process/        worker processes: builder, job, dispatch, schedule (pure state),
-//!                   supervisor, launch, spawn, worker, protocol, code
+//!                   supervisor, resize, launch, spawn, worker, protocol, code
 //!   planner/        Planner, Plan, calibration, pilot, the cost model, laws, report, run
 //!   unwind.rs       panic capture: payload to message, location hook (installed once)
 //!   error.rs        Error, WorkerExit
@@ -98,6 +104,8 @@ mod future;
 mod map;
 pub mod planner;
 mod process;
+mod progress;
+mod stream;
 mod thread_pool;
 mod unwind;
 
@@ -110,4 +118,5 @@ pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
 pub use crate::planner::{Plan, Planner};
 pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
+pub use crate::stream::Streaming;
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

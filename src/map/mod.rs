@@ -15,11 +15,16 @@
 mod chunk;
 mod dispatch;
 mod in_place;
+#[cfg(feature = "progress")]
+mod progress;
+mod stream;
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender};
 
 pub(crate) use self::chunk::Chunk;
@@ -30,6 +35,7 @@ use self::chunk::Ready;
 use self::in_place::OutputBuffer;
 use crate::Plan;
 use crate::chunking::{ChunkSizer, WINDOW_PER_WORKER};
+use crate::progress::Progress;
 use crate::{Error, Future};
 
 /// The longest chunk the consumer runs itself rather than wait for a worker: about what a
@@ -91,13 +97,15 @@ pub struct Map<'p, I: Iterator, R> {
     next_seq: u64,
     next_index: usize,
     ready: Ready<R>,
-    completions: Option<(Sender<u64>, Receiver<u64>)>,
+    completions: Option<Completions>,
     config_error: Option<Error>,
     /// Set after a configuration error has been yielded: nothing else follows it.
     finished: bool,
     /// Set by `collect_vec`, on a map nothing was taken from: every chunk it dispatches then
     /// delivers into `output` instead of being yielded, in place if the executor can.
     collecting: bool,
+    /// The progress bar to advance as chunks finish (feature `progress`).
+    progress: Progress,
     /// Declared last so it is dropped last, after `Drop` has waited for the chunks writing it.
     output: OutputBuffer<R>,
 }
@@ -121,6 +129,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             config_error: None,
             finished: false,
             collecting: false,
+            progress: Progress::default(),
             output: OutputBuffer::default(),
         }
     }
@@ -184,13 +193,13 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn unordered(mut self) -> MapUnordered<'p, I, R> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let completions = Completions::new();
         for slot in &self.in_flight {
             if let Some(future) = &slot.future {
-                notify_on_done(future, &tx, slot.seq);
+                completions.notify_on_done(future, slot.seq);
             }
         }
-        self.completions = Some((tx, rx));
+        self.completions = Some(completions);
         MapUnordered { inner: self }
     }
 
@@ -219,9 +228,10 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 },
                 None => self.dispatch.dispatch(chunk),
             };
-            if let Some((tx, _)) = &self.completions {
-                notify_on_done(&future, tx, self.next_seq);
+            if let Some(completions) = &self.completions {
+                completions.notify_on_done(&future, self.next_seq);
             }
+            self.progress.advance_when_done(&future, len);
             self.in_flight.push_back(InFlight {
                 seq: self.next_seq,
                 first_index: self.next_index,
@@ -240,27 +250,40 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// `next` stays small enough to inline into the consumer's loop.
     #[inline(never)]
     fn next_batch(&mut self) -> bool {
-        if self.finished {
-            return false;
-        }
-        if let Some(error) = self.config_error.take() {
-            self.ready = Ready::new(Vec::new(), vec![(0, error)], 0);
-            self.finished = true;
-            return true;
+        if let Some(more) = self.config_batch() {
+            return more;
         }
         let Some((first_index, len, outcome)) = self.next_chunk() else {
+            self.progress.finish();
             return false;
         };
+        self.settle(first_index, len, outcome);
+        true
+    }
+
+    /// What comes before any chunk: `Some(false)` once the map has finished, `Some(true)` when
+    /// the configuration error is now the ready batch, `None` to go on with the chunks.
+    fn config_batch(&mut self) -> Option<bool> {
+        if self.finished {
+            return Some(false);
+        }
+        let error = self.config_error.take()?;
+        self.ready = Ready::new(Vec::new(), vec![(0, error)], 0);
+        self.finished = true;
+        Some(true)
+    }
+
+    /// Makes the outcome of the chunk of `len` items from `first_index` the ready batch.
+    fn settle(&mut self, first_index: usize, len: usize, outcome: Result<Chunk<R>, Error>) {
         self.ready = match outcome {
             Ok(chunk) => Ready::new(chunk.values, chunk.failures, first_index),
             Err(error) => Ready::all_failed(len, &error, first_index),
         };
-        true
     }
 
-    /// Tops up the window, then waits for the next chunk (the oldest, or in unordered mode the
-    /// first to finish) and returns its first input index, its length and its outcome; `None`
-    /// when no chunk is left.
+    /// Tops up the window, then picks the next chunk (the oldest, or in unordered mode the
+    /// first to finish), waits for it, and returns its first input index, its length and its
+    /// outcome; `None` when no chunk is left.
     fn next_chunk(&mut self) -> Option<(usize, usize, Result<Chunk<R>, Error>)> {
         self.fill();
         let position = match &self.completions {
@@ -278,15 +301,35 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
                 }
                 0
             }
-            Some((_, rx)) => {
+            Some(completions) => {
                 if self.active == 0 {
                     return None;
                 }
-                let seq = rx.recv().ok()?;
-                let front_seq = self.in_flight.front().map_or(0, |s| s.seq);
-                (seq - front_seq) as usize
+                let seq = completions.finished.recv().ok()?;
+                self.position_of(seq)
             }
         };
+        let (first_index, len, future) = self.take_chunk(position)?;
+        Some((first_index, len, self.observed(future.result())))
+    }
+
+    /// Feeds a finished chunk's timing to the chunk sizer.
+    fn observed(&mut self, outcome: Result<Chunk<R>, Error>) -> Result<Chunk<R>, Error> {
+        if let Ok(chunk) = &outcome {
+            self.sizer.observe(chunk.len(), chunk.compute);
+        }
+        outcome
+    }
+
+    /// Where the chunk numbered `seq` sits in the window.
+    fn position_of(&self, seq: u64) -> usize {
+        let front_seq = self.in_flight.front().map_or(0, |s| s.seq);
+        (seq - front_seq) as usize
+    }
+
+    /// Takes the chunk at `position` out of the window: its first input index, its length and
+    /// its future.
+    fn take_chunk(&mut self, position: usize) -> Option<(usize, usize, Future<Chunk<R>>)> {
         let slot = self.in_flight.get_mut(position)?;
         let (first_index, len) = (slot.first_index, slot.len);
         let future = slot.future.take().expect("each chunk is taken once");
@@ -294,11 +337,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         while self.in_flight.front().is_some_and(|s| s.future.is_none()) {
             self.in_flight.pop_front();
         }
-        let outcome = future.result();
-        if let Ok(chunk) = &outcome {
-            self.sizer.observe(chunk.len(), chunk.compute);
-        }
-        Some((first_index, len, outcome))
+        Some((first_index, len, future))
     }
 }
 
@@ -322,12 +361,33 @@ impl<I: Iterator, R> Map<'_, I, R> {
     }
 }
 
-fn notify_on_done<R>(future: &Future<Chunk<R>>, completions: &Sender<u64>, seq: u64) {
-    let completions = completions.clone();
-    future.on_done(move || {
-        // The receiver is gone only when the map was dropped; nobody is waiting then.
-        let _ = completions.send(seq);
-    });
+/// How an unordered map learns which chunk finished: each chunk's done-callback sends its
+/// sequence number, then wakes the task polling the map as a stream, if any.
+struct Completions {
+    notify: Sender<u64>,
+    finished: Receiver<u64>,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Completions {
+    fn new() -> Self {
+        let (notify, finished) = crossbeam_channel::unbounded();
+        Completions {
+            notify,
+            finished,
+            waker: Arc::default(),
+        }
+    }
+
+    fn notify_on_done<R>(&self, future: &Future<Chunk<R>>, seq: u64) {
+        let notify = self.notify.clone();
+        let waker = Arc::clone(&self.waker);
+        future.on_done(move || {
+            // The receiver is gone only when the map was dropped; nobody is waiting then.
+            let _ = notify.send(seq);
+            waker.wake();
+        });
+    }
 }
 
 impl<I: Iterator, R> Iterator for Map<'_, I, R> {

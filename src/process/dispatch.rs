@@ -165,7 +165,8 @@ impl Shared {
                 return;
             };
             drop(state);
-            let mut writer = self.writers[slot].lock();
+            let writer = self.writer(slot);
+            let mut writer = writer.lock();
             let mut state = self.state.lock();
             // The worker may have died or filled up meanwhile: choose again.
             if writer.is_none() || !state.has_room(slot, max_tasks) {
@@ -185,7 +186,8 @@ impl Shared {
 
     /// Moves queued tasks to `slot`'s worker until its window is full.
     pub(super) fn refill(&self, slot: usize) {
-        let mut writer = self.writers[slot].lock();
+        let writer = self.writer(slot);
+        let mut writer = writer.lock();
         let Some(stream) = writer.as_mut() else {
             return;
         };

@@ -28,6 +28,8 @@ mod launch;
 #[cfg(unix)]
 mod protocol;
 #[cfg(unix)]
+mod resize;
+#[cfg(unix)]
 mod schedule;
 #[cfg(unix)]
 mod spawn;
@@ -235,7 +237,8 @@ impl ProcessPool {
         Map::new(items.into_iter(), Box::new(ProcessChunks { pool: self, f }))
     }
 
-    /// The number of worker processes the pool keeps.
+    /// The number of worker processes the pool keeps, as built or set by the latest
+    /// [`set_workers`](ProcessPool::set_workers); [`Stats::workers`] counts those running now.
     ///
     /// ```standalone_crate
     /// parexec::init();
@@ -247,6 +250,45 @@ impl ProcessPool {
         return self.shared.workers();
         #[cfg(not(unix))]
         self.unsupported()
+    }
+
+    /// Changes the number of worker processes while the pool runs. Growing starts the new
+    /// workers at once (and waits for their handshake, as `build` does, unless the pool is
+    /// lazy and has not started); shrinking stops sending tasks to the surplus workers, which
+    /// finish the tasks they hold and exit, and reaps them, so no task is lost and no zombie
+    /// is left. A running [`map`](ProcessPool::map) keeps its in-flight window (sized when it
+    /// started) and uses whatever workers the pool has.
+    ///
+    /// [`workers`](ProcessPool::workers) reports the new count at once;
+    /// [`stats().workers`](crate::Stats::workers) the workers running right now, which
+    /// converges to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for zero workers, [`Error::Shutdown`] after shutdown, and
+    /// for a new worker that cannot start, what [`new`](ProcessPool::new) returns ([`Error::Io`],
+    /// [`Error::Handshake`]); the pool keeps the workers that did start, and a later
+    /// `set_workers` retries the others.
+    ///
+    /// ```standalone_crate
+    /// fn id(x: u32) -> u32 { x }
+    /// parexec::init();
+    /// let pool = parexec::ProcessPool::new(1)?;
+    /// pool.set_workers(2)?;
+    /// assert_eq!((pool.workers(), pool.stats().workers), (2, 2));
+    /// pool.set_workers(1)?;
+    /// let out: Vec<u32> = pool.map(id, 0..100).collect::<Result<_, _>>()?;
+    /// assert_eq!(out[99], 99);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn set_workers(&self, workers: usize) -> Result<(), Error> {
+        #[cfg(unix)]
+        return self.shared.set_workers(workers);
+        #[cfg(not(unix))]
+        {
+            let _ = workers;
+            self.unsupported()
+        }
     }
 
     /// The process ids of the workers running right now (fewer than
@@ -347,6 +389,10 @@ impl Executor for ProcessPool {
 
     fn workers(&self) -> usize {
         ProcessPool::workers(self)
+    }
+
+    fn set_workers(&self, workers: usize) -> Result<(), Error> {
+        ProcessPool::set_workers(self, workers)
     }
 
     fn stats(&self) -> Stats {

@@ -26,11 +26,15 @@ pub(super) struct Slot {
     pub(super) front_started: Option<Instant>,
     /// Tasks sent to the current process, for `max_tasks_per_worker`.
     pub(super) dispatched: u64,
+    /// Whether a supervisor thread serves this slot (counted in `live`).
+    pub(super) supervised: bool,
 }
 
 pub(super) struct State {
     pub(super) queue: VecDeque<Task>,
     pub(super) slots: Vec<Slot>,
+    /// The slots in use are `0..target`; those past it finish their tasks and retire.
+    pub(super) target: usize,
     pub(super) stats: Stats,
     pub(super) started: bool,
     pub(super) shutdown: bool,
@@ -50,7 +54,13 @@ impl State {
     pub(super) fn new(workers: usize, lazy: bool) -> Self {
         State {
             queue: VecDeque::new(),
-            slots: (0..workers).map(|_| Slot::default()).collect(),
+            slots: (0..workers)
+                .map(|_| Slot {
+                    supervised: true,
+                    ..Slot::default()
+                })
+                .collect(),
+            target: workers,
             stats: Stats::default(),
             started: !lazy,
             shutdown: false,
@@ -92,7 +102,8 @@ impl State {
 
     pub(super) fn has_room(&self, slot: usize, max_tasks: Option<u64>) -> bool {
         let s = &self.slots[slot];
-        s.pid.is_some()
+        slot < self.target
+            && s.pid.is_some()
             && s.in_flight.len() < self.window()
             && max_tasks.is_none_or(|max| s.dispatched < max)
     }

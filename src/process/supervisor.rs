@@ -11,13 +11,17 @@ use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use super::job::Task;
 use super::protocol::{self, FromWorker};
 use super::schedule::{State, pop_reply};
 use super::spawn::{self, SpawnConfig, Worker};
 use crate::{Error, Stats, unwind};
+
+/// The writing half of one worker slot's socket, shared so that a slot's writer can be used
+/// without holding the lock of the growable list.
+pub(super) type Writer = Arc<Mutex<Option<UnixStream>>>;
 
 /// Consecutive failed starts after which a worker slot gives up.
 const MAX_SPAWN_FAILURES: u32 = 3;
@@ -51,8 +55,9 @@ pub(crate) struct Shared {
     pub(super) state: Mutex<State>,
     /// Wakes lazy supervisors at the first task or at shutdown.
     pub(super) wake: Condvar,
-    /// The writing half of each worker's socket, `None` while there is no worker.
-    pub(super) writers: Vec<Mutex<Option<UnixStream>>>,
+    /// The writing half of each worker's socket, `None` while there is no worker. It grows
+    /// with `set_workers` (before the slots do), and never shrinks.
+    pub(super) writers: RwLock<Vec<Writer>>,
     pub(super) next_id: AtomicU64,
     pub(super) threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -66,24 +71,20 @@ impl Shared {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(workers, lazy)),
             wake: Condvar::new(),
-            writers: (0..workers).map(|_| Mutex::new(None)).collect(),
+            writers: RwLock::new((0..workers).map(|_| Writer::default()).collect()),
             next_id: AtomicU64::new(0),
             threads: Mutex::new(Vec::with_capacity(workers)),
             config,
         });
         let (report, reports) = crossbeam_channel::bounded(workers);
         for slot in 0..workers {
-            let supervisor = Arc::clone(&shared);
             let report = (!lazy).then(|| report.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("parexec-process-{slot}"))
-                .spawn(move || supervisor.supervise(slot, report));
-            match spawned {
+            match shared.spawn_supervisor(slot, report) {
                 Ok(handle) => shared.threads.lock().push(handle),
                 Err(e) => {
                     shared.state.lock().live -= workers - slot;
                     shared.shutdown();
-                    return Err(Error::from(e));
+                    return Err(e);
                 }
             }
         }
@@ -99,8 +100,14 @@ impl Shared {
         Ok(shared)
     }
 
+    /// The number of worker slots in use; see `set_workers`.
     pub(crate) fn workers(&self) -> usize {
-        self.config.workers
+        self.state.lock().target
+    }
+
+    /// The writer of `slot`'s worker.
+    pub(super) fn writer(&self, slot: usize) -> Writer {
+        Arc::clone(&self.writers.read()[slot])
     }
 
     pub(crate) fn worker_pids(&self) -> Vec<u32> {
@@ -113,7 +120,11 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.state.lock().stats
+        let state = self.state.lock();
+        Stats {
+            workers: state.slots.iter().filter(|s| s.pid.is_some()).count(),
+            ..state.stats
+        }
     }
 
     pub(crate) fn chunk_overhead(&self) -> Duration {
@@ -121,15 +132,15 @@ impl Shared {
     }
 
     /// The supervisor of one worker slot: starts, serves and replaces its worker until the
-    /// pool shuts down.
-    fn supervise(
+    /// pool shuts down or `set_workers` takes the slot out of use.
+    pub(super) fn supervise(
         self: Arc<Self>,
         slot: usize,
         mut report: Option<crossbeam_channel::Sender<Result<(), Error>>>,
     ) {
         {
             let mut state = self.state.lock();
-            while !state.started && !state.shutdown {
+            while !state.started && !state.shutdown && slot < state.target {
                 self.wake.wait(&mut state);
             }
         }
@@ -137,9 +148,12 @@ impl Shared {
         let mut first = true;
         loop {
             {
+                // Checked and retired under one lock, so a `set_workers` that brings the slot
+                // back into use either sees it supervised or starts a new supervisor.
                 let state = self.state.lock();
-                if state.shutdown && state.queue.is_empty() {
-                    break;
+                if (state.shutdown && state.queue.is_empty()) || slot >= state.target {
+                    self.retire(state, slot, None);
+                    return;
                 }
             }
             let (worker, writer) = match spawn::spawn(&self.config.spawn) {
@@ -148,11 +162,11 @@ impl Shared {
                     failures += 1;
                     if let Some(report) = report.take() {
                         let _ = report.send(Err(e));
-                        self.retire(slot, None);
+                        self.retire(self.state.lock(), slot, None);
                         return;
                     }
                     if failures >= MAX_SPAWN_FAILURES {
-                        self.retire(slot, Some(e.to_string()));
+                        self.retire(self.state.lock(), slot, Some(e.to_string()));
                         return;
                     }
                     continue;
@@ -160,7 +174,8 @@ impl Shared {
             };
             failures = 0;
             // The writer first: dispatch only picks slots with a pid, and expects a writer there.
-            let mut installed = self.writers[slot].lock();
+            let writer_slot = self.writer(slot);
+            let mut installed = writer_slot.lock();
             *installed = Some(writer);
             {
                 let mut state = self.state.lock();
@@ -182,7 +197,6 @@ impl Shared {
             self.close_if_done(slot);
             self.serve(slot, worker);
         }
-        self.retire(slot, None);
     }
 
     /// Reads results until the worker's service ends, then reaps it and settles its tasks.
@@ -224,7 +238,7 @@ impl Shared {
         let pid = worker.pid;
         let kill = matches!(end, End::Timeout | End::Protocol(_));
         // No more writes to this worker; then the tasks it held are settled below.
-        *self.writers[slot].lock() = None;
+        *self.writer(slot).lock() = None;
         let mut in_flight = {
             let mut state = self.state.lock();
             let s = &mut state.slots[slot];
@@ -258,7 +272,8 @@ impl Shared {
         };
         drop(state);
         // Idle workers need not wait for the replacement to take the returned tasks.
-        (0..self.config.workers)
+        let slots = self.state.lock().slots.len();
+        (0..slots)
             .filter(|&other| other != slot)
             .for_each(|other| self.refill(other));
         if let Some(task) = failed {
@@ -324,12 +339,14 @@ impl Shared {
         Ok(true)
     }
 
-    /// During shutdown, closes an idle worker's socket once nothing is left to run; the worker
-    /// exits at EOF and its supervisor reaps it.
-    fn close_if_done(&self, slot: usize) {
-        let mut writer = self.writers[slot].lock();
+    /// Closes an idle worker's socket during shutdown once nothing is left to run, or once its
+    /// slot is out of use; the worker exits at EOF and its supervisor reaps it.
+    pub(super) fn close_if_done(&self, slot: usize) {
+        let writer = self.writer(slot);
+        let mut writer = writer.lock();
         let state = self.state.lock();
-        if state.shutdown && state.queue.is_empty() && state.slots[slot].in_flight.is_empty() {
+        let unneeded = (state.shutdown && state.queue.is_empty()) || slot >= state.target;
+        if unneeded && state.slots[slot].in_flight.is_empty() {
             if let Some(stream) = writer.take() {
                 let _ = stream.shutdown(Shutdown::Both);
             }
@@ -338,9 +355,9 @@ impl Shared {
 
     /// A supervisor stops. The last one to stop fails whatever is still queued, since no
     /// worker is left to run it.
-    fn retire(&self, slot: usize, why: Option<String>) {
-        let mut state = self.state.lock();
+    fn retire(&self, mut state: MutexGuard<'_, State>, slot: usize, why: Option<String>) {
         state.slots[slot].pid = None;
+        state.slots[slot].supervised = false;
         state.live -= 1;
         if let Some(why) = why {
             state.broken = Some(why);
@@ -364,7 +381,8 @@ impl Shared {
             state.shutdown = true;
             self.wake.notify_all();
         }
-        for slot in 0..self.config.workers {
+        let slots = self.state.lock().slots.len();
+        for slot in 0..slots {
             self.close_if_done(slot);
         }
         let threads = std::mem::take(&mut *self.threads.lock());

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::ThreadPool;
-use super::registry::{Registry, worker_loop};
+use super::registry::Registry;
+use super::resize::Spawner;
 use crate::{Error, unwind};
 
 /// The least per-chunk cost the automatic chunk size assumes. A hot queue costs ~2 µs per
@@ -172,47 +174,22 @@ impl ThreadPoolBuilder {
             ));
         }
         unwind::install_hook();
-        let registry = Arc::new(Registry::new(workers));
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), Error>>(workers);
         let pool = ThreadPool {
-            registry,
+            registry: Arc::new(Registry::new()),
             threads: Mutex::new(Vec::with_capacity(workers)),
-            workers,
+            workers: AtomicUsize::new(workers),
+            next_index: AtomicUsize::new(0),
+            spawner: Spawner {
+                thread_name: self.thread_name,
+                stack_size: self.stack_size,
+                initializer: self.initializer,
+            },
             chunk_overhead: self
                 .chunk_overhead
                 .map_or(MIN_CHUNK_OVERHEAD, |o| o.max(MIN_CHUNK_OVERHEAD)),
         };
-        for index in 0..workers {
-            let mut thread =
-                std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
-            if let Some(bytes) = self.stack_size {
-                thread = thread.stack_size(bytes);
-            }
-            let registry = Arc::clone(&pool.registry);
-            let init = self.initializer.clone();
-            let ready = ready_tx.clone();
-            let handle = thread.spawn(move || {
-                let init_outcome = match init {
-                    Some(init) => unwind::catch(|| init(index))
-                        .map_err(|panic| Error::Initializer(Error::from(panic).to_string())),
-                    None => Ok(()),
-                };
-                let initialized = init_outcome.is_ok();
-                let _ = ready.send(init_outcome);
-                if initialized {
-                    worker_loop(registry, index);
-                }
-            })?;
-            pool.threads.lock().push(handle);
-        }
-        drop(ready_tx);
-        for _ in 0..workers {
-            // A worker that dies before reporting closes its sender; count that as a failure too.
-            let report = ready_rx
-                .recv()
-                .unwrap_or_else(|_| Err(Error::Initializer("a worker thread exited".into())));
-            report?;
-        }
+        // On failure, dropping the pool shuts down and joins the workers that did start.
+        pool.start_workers(workers)?;
         Ok(pool)
     }
 }

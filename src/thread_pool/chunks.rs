@@ -69,7 +69,7 @@ where
     }
 
     fn workers(&self) -> usize {
-        self.pool.workers
+        self.pool.workers()
     }
 
     fn chunk_overhead(&self) -> Duration {

@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
-
 use crate::Stats;
 
 /// Tasks after which a busy worker folds its running busy interval into the counters, so
@@ -52,10 +50,13 @@ impl WorkerCounters {
 }
 
 /// Folds every worker's counters into the pool's [`Stats`].
-pub(super) fn stats(counters: &[CachePadded<WorkerCounters>], submitted: u64) -> Stats {
+pub(super) fn stats<'c>(
+    counters: impl Iterator<Item = &'c WorkerCounters> + Clone,
+    submitted: u64,
+) -> Stats {
     let sum = |field: fn(&WorkerCounters) -> &AtomicU64| -> u64 {
         counters
-            .iter()
+            .clone()
             .map(|c| field(c).load(Ordering::Relaxed))
             .sum()
     };

@@ -8,13 +8,14 @@ mod chunks;
 mod counters;
 mod job;
 mod registry;
+mod resize;
 mod scope;
 mod sleep;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub use self::scope::Scope;
 use self::chunks::ThreadChunks;
 use self::job::{Job, QueuedTask, TaskCell};
 use self::registry::Registry;
+use self::resize::Spawner;
 use crate::executor::sealed::Sealed;
 use crate::future::EmbedsState;
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
@@ -61,7 +63,11 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 pub struct ThreadPool {
     registry: Arc<Registry>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    workers: usize,
+    /// The number of workers asked for; see [`ThreadPool::set_workers`].
+    workers: AtomicUsize,
+    /// The index the next started worker is named with.
+    next_index: AtomicUsize,
+    spawner: Spawner,
     /// The per-chunk cost a `map` sizes its chunks by; see
     /// [`ThreadPoolBuilder::chunk_overhead`].
     chunk_overhead: Duration,
@@ -185,14 +191,15 @@ impl ThreadPool {
         outcome.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
-    /// The number of worker threads.
+    /// The number of worker threads asked for, at build or by the latest
+    /// [`set_workers`](ThreadPool::set_workers); [`Stats::workers`] counts those running now.
     ///
     /// ```
     /// assert_eq!(parexec::ThreadPool::new(3)?.workers(), 3);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn workers(&self) -> usize {
-        self.workers
+        self.workers.load(Ordering::SeqCst)
     }
 
     /// Task counts and timings so far; see [`Stats`].
@@ -273,7 +280,7 @@ impl Drop for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("workers", &self.workers)
+            .field("workers", &self.workers())
             .field("shutdown", &self.registry.shutdown.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -296,7 +303,11 @@ impl Executor for ThreadPool {
     }
 
     fn workers(&self) -> usize {
-        self.workers
+        ThreadPool::workers(self)
+    }
+
+    fn set_workers(&self, workers: usize) -> Result<(), Error> {
+        ThreadPool::set_workers(self, workers)
     }
 
     fn stats(&self) -> Stats {

@@ -3,11 +3,12 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
 
 use super::counters::{self, BusyTimer, QUEUE_WAIT_SAMPLING, WorkerCounters};
 use super::job::Job;
@@ -22,19 +23,29 @@ pub(super) struct Registry {
     workers_exited: AtomicBool,
     sleep: Sleep,
     submitted: CachePadded<AtomicU64>,
-    /// One set per worker, plus one for jobs run by helping threads and shutdown drains.
-    counters: Box<[CachePadded<WorkerCounters>]>,
+    /// Workers asked to exit after their current job (a shrinking `set_workers`). Read once
+    /// per job, written only by a resize and by the workers that exit.
+    retiring: CachePadded<AtomicUsize>,
+    /// Workers running their loop right now.
+    live: AtomicUsize,
+    /// One set per worker ever started (kept after it exits, for the totals).
+    counters: Mutex<Vec<Arc<CachePadded<WorkerCounters>>>>,
+    /// Jobs run by helping threads, consumers and shutdown drains.
+    overflow: CachePadded<WorkerCounters>,
 }
 
 impl Registry {
-    pub(super) fn new(workers: usize) -> Self {
+    pub(super) fn new() -> Self {
         Registry {
             injector: Injector::new(),
             shutdown: AtomicBool::new(false),
             workers_exited: AtomicBool::new(false),
             sleep: Sleep::new(),
             submitted: CachePadded::new(AtomicU64::new(0)),
-            counters: (0..=workers).map(|_| CachePadded::default()).collect(),
+            retiring: CachePadded::new(AtomicUsize::new(0)),
+            live: AtomicUsize::new(0),
+            counters: Mutex::default(),
+            overflow: CachePadded::default(),
         }
     }
 
@@ -74,9 +85,52 @@ impl Registry {
     }
 
     pub(super) fn overflow_counters(&self) -> &WorkerCounters {
-        self.counters
-            .last()
-            .expect("the counters include the overflow set")
+        &self.overflow
+    }
+
+    /// Enlists a worker about to enter its loop: counts it live and returns its counters.
+    pub(super) fn enlist_worker(&self) -> Arc<CachePadded<WorkerCounters>> {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let counters = Arc::new(CachePadded::default());
+        self.counters.lock().push(Arc::clone(&counters));
+        counters
+    }
+
+    /// The workers running their loop right now.
+    pub(super) fn live_workers(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Asks `workers` more workers to exit once their current job is done, and wakes the
+    /// sleeping ones so that idle workers exit at once.
+    pub(super) fn retire(&self, workers: usize) {
+        if workers == 0 {
+            return;
+        }
+        self.retiring.fetch_add(workers, Ordering::SeqCst);
+        self.sleep.wake_all();
+    }
+
+    /// Withdraws up to `workers` pending exits; returns how many were withdrawn.
+    pub(super) fn unretire(&self, workers: usize) -> usize {
+        let previous = self
+            .retiring
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                Some(r - r.min(workers))
+            })
+            .unwrap_or_else(|r| r);
+        previous.min(workers)
+    }
+
+    /// Claims one pending exit for the calling worker, if there is one. One relaxed load
+    /// when there is none, which is the per-job cost of live resizing.
+    #[inline]
+    fn claim_retirement(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed) > 0
+            && self
+                .retiring
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
+                .is_ok()
     }
 
     /// Resolves every queued, unstarted job as cancelled (dropping a job abandons its task).
@@ -99,15 +153,25 @@ impl Registry {
     }
 
     pub(super) fn stats(&self) -> Stats {
-        counters::stats(&self.counters, self.submitted.load(Ordering::Relaxed))
+        let counters = self.counters.lock();
+        let all = counters.iter().map(|c| &***c).chain([&*self.overflow]);
+        Stats {
+            workers: self.live_workers(),
+            ..counters::stats(all, self.submitted.load(Ordering::Relaxed))
+        }
     }
 
     /// While `done()` is false and the deadline has not passed, runs queued jobs on the
     /// calling thread, counted as worker `index`'s. Returns when there is nothing left.
-    fn help_until(&self, index: usize, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+    fn help_until(
+        &self,
+        counters: &WorkerCounters,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) {
         while !done() && deadline.is_none_or(|d| Instant::now() < d) {
             match self.steal() {
-                Some(job) => job.run_timed(&self.counters[index]),
+                Some(job) => job.run_timed(counters),
                 None => return,
             }
         }
@@ -115,15 +179,22 @@ impl Registry {
 }
 
 /// A worker's life: register as the thread's helper for blocked futures, then run jobs,
-/// spin briefly when the queue is empty, park, until shutdown leaves the queue empty.
-pub(super) fn worker_loop(registry: Arc<Registry>, index: usize) {
+/// spin briefly when the queue is empty, park, until shutdown leaves the queue empty or a
+/// shrinking resize retires it between two jobs.
+/// The worker must have been enlisted ([`Registry::enlist_worker`]).
+pub(super) fn worker_loop(registry: Arc<Registry>, counters: Arc<CachePadded<WorkerCounters>>) {
     let helping = Arc::clone(&registry);
+    let helper_counters = Arc::clone(&counters);
     let _helper = future::register_helper(Rc::new(move |done: &dyn Fn() -> bool, deadline| {
-        helping.help_until(index, done, deadline);
+        helping.help_until(&helper_counters, done, deadline);
     }));
-    let counters = &registry.counters[index];
+    let counters = &**counters;
     let mut busy = BusyTimer::default();
     loop {
+        if registry.claim_retirement() {
+            busy.idle(counters);
+            break;
+        }
         if let Some(job) = registry.steal() {
             busy.task_starts(counters);
             job.run(counters);
@@ -144,9 +215,12 @@ pub(super) fn worker_loop(registry: Arc<Registry>, index: usize) {
             std::thread::yield_now();
         }
         if registry.injector.is_empty() {
-            registry
-                .sleep
-                .park(|| !registry.injector.is_empty() || registry.shutdown.load(Ordering::SeqCst));
+            registry.sleep.park(|| {
+                !registry.injector.is_empty()
+                    || registry.shutdown.load(Ordering::SeqCst)
+                    || registry.retiring.load(Ordering::SeqCst) > 0
+            });
         }
     }
+    registry.live.fetch_sub(1, Ordering::SeqCst);
 }

@@ -17,6 +17,7 @@ mod census;
 mod deliberate;
 mod faults;
 mod quiet;
+mod resize;
 mod tasks;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -74,10 +75,14 @@ fn main() {
         api::stats_count_tasks_and_time,
         faults::concurrent_submitters_survive_repeated_kills,
         quiet::noisy_tests_leave_the_log_clean,
+        resize::growing_during_a_map_starts_workers_at_once,
+        resize::a_shrink_and_a_regrow_before_the_workers_leave,
+        resize::zero_workers_is_an_invalid_argument_and_a_shut_down_pool_refuses,
     ];
     let needs_proc = tests![
         api::shutdown_reaps_every_worker,
         faults::workers_exit_when_the_parent_crashes,
+        resize::shrinking_during_a_map_keeps_every_result_and_reaps_the_surplus_workers,
     ];
     let trials = anywhere
         .into_iter()
