@@ -59,6 +59,8 @@
 //!                   ChunkDispatch interface executors implement (dispatch.rs), in-place output
 //!                   for collect_vec beside the Drop it relies on (in_place.rs)
 //!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
+//!   cores.rs        Cores: the CPU this process may use (affinity, cgroup quota), one
+//!                   definition for both pools' defaults and the planner
 //!   executor.rs     the sealed Executor trait, Payload, Stats
 //!   thread_pool/    workers over one injector queue: registry, park/wake (sleep.rs), jobs,
 //!                   counters, scopes, map chunks
@@ -92,6 +94,7 @@ mod completion;
 #[allow(unreachable_pub)]
 #[path = "../tests/support/deliberate.rs"]
 mod deliberate;
+mod cores;
 mod error;
 mod executor;
 mod future;
@@ -104,6 +107,7 @@ mod unwind;
 pub use crate::completion::{
     AsCompleted, AsCompletedTimeout, ReturnWhen, as_completed, as_completed_timeout, wait,
 };
+pub use crate::cores::Cores;
 pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::ProcessPool;
 #[cfg(unix)]
 use super::{spawn, supervisor};
-use crate::Error;
+use crate::{Cores, Error};
 
 /// Settings for a [`ProcessPool`]; see each method.
 ///
@@ -47,7 +47,8 @@ impl Default for ProcessPoolBuilder {
 }
 
 impl ProcessPoolBuilder {
-    /// The number of worker processes (default: the cores available to this process).
+    /// The number of worker processes. Defaults to [`Cores::detect()`]`.workers()`, as for a
+    /// [`ThreadPool`](crate::ThreadPool): a fractional cgroup quota rounds up (see [`Cores`]).
     ///
     /// ```standalone_crate
     /// parexec::init();
@@ -201,7 +202,7 @@ impl ProcessPoolBuilder {
                 ));
             }
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
+            None => Cores::detect().workers(),
         };
         if self.max_tasks_per_worker == Some(0) {
             return Err(Error::InvalidArgument(
