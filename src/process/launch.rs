@@ -4,6 +4,7 @@
 //! both build on this, never on each other.
 
 use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -55,22 +56,64 @@ pub(crate) fn is_stray_worker() -> bool {
     !SERVING.load(Ordering::Relaxed) && WorkerConfig::from_env().is_some()
 }
 
-/// A hash of this executable's identity on disk; equal in the parent and its workers exactly
-/// when they run the same file.
+/// The identity of the executable this process runs: equal in two processes exactly when
+/// they run the same build, on this machine or another. Computed once per process.
+///
+/// It is the build id the linker wrote (the ELF `NT_GNU_BUILD_ID` note, or the Mach-O
+/// `LC_UUID`), which found by reading the headers takes microseconds; an executable without
+/// one is identified by a hash of its whole content instead (some milliseconds per 10 MB, once
+/// per process). Either way it depends on the file's bytes, never on where or when it was
+/// written, so a copy on another machine has the same identity.
 pub(crate) fn identity() -> u64 {
     static IDENTITY: OnceLock<u64> = OnceLock::new();
     *IDENTITY.get_or_init(|| {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata("/proc/self/exe")
-            .or_else(|_| std::env::current_exe().and_then(std::fs::metadata));
-        let mut hasher = std::hash::DefaultHasher::new();
-        match metadata {
-            Ok(m) => (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()).hash(&mut hasher),
-            // Without metadata, the protocol version and offsets checks still apply.
-            Err(_) => 0_u8.hash(&mut hasher),
-        }
-        hasher.finish()
+        let path = if cfg!(target_os = "linux") {
+            Ok(PathBuf::from("/proc/self/exe"))
+        } else {
+            std::env::current_exe()
+        };
+        // Unreadable: the protocol version and the code-offset probe still have to match.
+        path.and_then(|path| identity_of(&path)).unwrap_or(0)
     })
+}
+
+/// The identity of the executable at `path`; see [`identity`].
+pub(crate) fn identity_of(path: &Path) -> std::io::Result<u64> {
+    let file = std::fs::File::open(path)?;
+    let cache = object::read::ReadCache::new(&file);
+    let build_id = object::File::parse(&cache).ok().and_then(|parsed| {
+        use object::Object;
+        match parsed.build_id() {
+            Ok(Some(id)) if id.len() >= 8 => Some(id.to_vec()),
+            _ => parsed.mach_uuid().ok().flatten().map(Vec::from),
+        }
+    });
+    let mut hasher = std::hash::DefaultHasher::new();
+    match build_id {
+        Some(id) => {
+            b"build-id".hash(&mut hasher);
+            id.hash(&mut hasher);
+        }
+        None => {
+            b"content".hash(&mut hasher);
+            hash_content(&file, &mut hasher)?;
+        }
+    }
+    Ok(hasher.finish())
+}
+
+fn hash_content(mut file: &std::fs::File, hasher: &mut impl Hasher) -> std::io::Result<()> {
+    use std::io::{Read, Seek};
+    file.rewind()?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => hasher.write(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ mod code;
 #[cfg(unix)]
 mod dispatch;
 #[cfg(unix)]
+mod entry;
+#[cfg(unix)]
 mod job;
 #[cfg(unix)]
 mod launch;
@@ -83,7 +85,7 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 /// ```
 pub fn init() {
     #[cfg(unix)]
-    worker::init();
+    entry::init();
 }
 
 /// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the
