@@ -8,7 +8,7 @@
 //!   future.
 //! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
 //!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
-//!   worker. Call [`init`] first thing in `main`.
+//!   worker. Workers serve before `main` runs; [`init`] is optional.
 //! * The [`Executor`] trait lets one generic pipeline run on either pool.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`.

@@ -80,16 +80,8 @@ pub(crate) fn identity() -> u64 {
 /// The identity of the executable at `path`; see [`identity`].
 pub(crate) fn identity_of(path: &Path) -> std::io::Result<u64> {
     let file = std::fs::File::open(path)?;
-    let cache = object::read::ReadCache::new(&file);
-    let build_id = object::File::parse(&cache).ok().and_then(|parsed| {
-        use object::Object;
-        match parsed.build_id() {
-            Ok(Some(id)) if id.len() >= 8 => Some(id.to_vec()),
-            _ => parsed.mach_uuid().ok().flatten().map(Vec::from),
-        }
-    });
     let mut hasher = std::hash::DefaultHasher::new();
-    match build_id {
+    match build_id(&object::read::ReadCache::new(&file)) {
         Some(id) => {
             b"build-id".hash(&mut hasher);
             id.hash(&mut hasher);
@@ -100,6 +92,48 @@ pub(crate) fn identity_of(path: &Path) -> std::io::Result<u64> {
         }
     }
     Ok(hasher.finish())
+}
+
+/// The linker's build id: the ELF `NT_GNU_BUILD_ID` note, found through the program headers
+/// alone (so only the headers and the note are read, never the symbol tables of a large
+/// debug build), or the Mach-O UUID.
+fn build_id<'a, R: object::ReadRef<'a>>(data: R) -> Option<Vec<u8>> {
+    use object::elf::{FileHeader32, FileHeader64};
+    use object::{Endianness, FileKind};
+    match FileKind::parse(data).ok()? {
+        FileKind::Elf64 => elf_build_id::<FileHeader64<Endianness>, R>(data),
+        FileKind::Elf32 => elf_build_id::<FileHeader32<Endianness>, R>(data),
+        FileKind::MachO32 | FileKind::MachO64 | FileKind::MachOFat32 | FileKind::MachOFat64 => {
+            use object::Object;
+            let uuid = object::File::parse(data).ok()?.mach_uuid().ok()??;
+            Some(uuid.to_vec())
+        }
+        _ => None,
+    }
+}
+
+fn elf_build_id<'a, Elf, R>(data: R) -> Option<Vec<u8>>
+where
+    Elf: object::read::elf::FileHeader<Endian = object::Endianness>,
+    R: object::ReadRef<'a>,
+{
+    use object::read::elf::ProgramHeader;
+    let header = Elf::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    for segment in header.program_headers(endian, data).ok()? {
+        let Ok(Some(mut notes)) = segment.notes(endian, data) else {
+            continue;
+        };
+        while let Ok(Some(note)) = notes.next() {
+            if note.name() == object::elf::ELF_NOTE_GNU
+                && note.n_type(endian) == object::elf::NT_GNU_BUILD_ID
+                && !note.desc().is_empty()
+            {
+                return Some(note.desc().to_vec());
+            }
+        }
+    }
+    None
 }
 
 fn hash_content(mut file: &std::fs::File, hasher: &mut impl Hasher) -> std::io::Result<()> {
