@@ -60,9 +60,8 @@ pub(crate) fn is_stray_worker() -> bool {
 /// they run the same build, on this machine or another. Computed once per process.
 ///
 /// It is the build id the linker wrote (the ELF `NT_GNU_BUILD_ID` note, or the Mach-O
-/// `LC_UUID`), which found by reading the headers takes microseconds; an executable without
-/// one is identified by a hash of its whole content instead (some milliseconds per 10 MB, once
-/// per process). Either way it depends on the file's bytes, never on where or when it was
+/// `LC_UUID`), found in the headers in microseconds; an executable without one is identified
+/// by a hash of its whole content instead (about 3 ms per 10 MB in a release build). Either way it depends on the file's bytes, never on where or when it was
 /// written, so a copy on another machine has the same identity.
 pub(crate) fn identity() -> u64 {
     static IDENTITY: OnceLock<u64> = OnceLock::new();

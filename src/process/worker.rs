@@ -5,13 +5,12 @@
 //! A worker is this same executable, started by the pool with the environment variable
 //! [`ENV`] and one end of a Unix socket pair as its standard input. It serves from the
 //! constructor in `entry`, before `main`, or from `parexec::init()` where constructors do not
-//! run. The pool hands the socket
-//! over as stdin rather than with a `pre_exec` `dup2`, because a `pre_exec` hook forces
-//! `fork`, which copies the parent's page tables (milliseconds for a large parent), while a
-//! stdio redirection lets the standard library use `posix_spawn`. `init` then moves the socket
-//! to a private close-on-exec descriptor and puts `/dev/null` on stdin, as Python's
-//! `multiprocessing` does. Stdout and stderr stay the parent's, so `println!` in a task reaches
-//! the parent's stdout and can never corrupt the protocol.
+//! run. The pool hands the socket over as stdin rather than with a `pre_exec` `dup2`, because
+//! a `pre_exec` hook forces `fork`, which copies the parent's page tables (milliseconds for a
+//! large parent), while a stdio redirection lets the standard library use `posix_spawn`.
+//! Serving then moves the socket to a private close-on-exec descriptor and puts `/dev/null` on
+//! stdin, as Python's `multiprocessing` does. Stdout and stderr stay the parent's, so
+//! `println!` in a task reaches the parent's stdout and can never corrupt the protocol.
 //!
 //! On Linux the worker asks for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), then
 //! checks `getppid()` again, closing the race where the parent died before the request.
