@@ -90,11 +90,11 @@ mod chunking;
 mod compile_fail;
 mod completion;
 // The integration tests' filter for deliberate panics, whose items are `pub` for them.
+mod cores;
 #[cfg(test)]
 #[allow(unreachable_pub)]
 #[path = "../tests/support/deliberate.rs"]
 mod deliberate;
-mod cores;
 mod error;
 mod executor;
 mod future;
