@@ -89,8 +89,8 @@ mod chunking;
 #[cfg(doctest)]
 mod compile_fail;
 mod completion;
-// The integration tests' filter for deliberate panics, whose items are `pub` for them.
 mod cores;
+// The integration tests' filter for deliberate panics, whose items are `pub` for them.
 #[cfg(test)]
 #[allow(unreachable_pub)]
 #[path = "../tests/support/deliberate.rs"]
