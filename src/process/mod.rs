@@ -58,6 +58,10 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 /// tests under the standard harness, `harness = false` tests and criterion benches, with or
 /// without a call to `init`.
 ///
+/// Since `main` does not run in a worker, neither does anything it sets up before building a
+/// pool (a panic hook, logging, globals): give the pool an
+/// [`initializer`](ProcessPoolBuilder::initializer) for what workers need too.
+///
 /// `init` is the fallback for a platform where constructors do not run: there a worker
 /// reaches `main`, and calling `init` first thing in `main` makes it serve. A pool whose
 /// workers could not serve (no constructor ran and `main` has not called `init`) fails at
