@@ -171,7 +171,13 @@ where
 /// ```
 /// let pool = parexec::ThreadPool::new(2)?;
 /// let all = parexec::as_completed((0..3).map(|i| pool.submit(move || i)));
-/// assert_eq!(all.map(|f| f.result().unwrap()).sum::<i32>(), 3);
+/// assert_eq!(all.size_hint(), (3, Some(3)));
+/// let mut values: Vec<i32> = all
+///     .inspect(|f| assert!(f.is_done(), "yielded only once done"))
+///     .map(|f| f.result())
+///     .collect::<Result<_, _>>()?;
+/// values.sort();
+/// assert_eq!(values, [0, 1, 2], "each future exactly once");
 /// # Ok::<(), parexec::Error>(())
 /// ```
 #[must_use = "iterators are lazy"]
@@ -281,9 +287,19 @@ impl<T> AsCompletedTimeout<T> {
     /// The futures not yet yielded, in the order they were given.
     ///
     /// ```
-    /// let pool = parexec::ThreadPool::new(1)?;
-    /// let it = parexec::as_completed_timeout([pool.submit(|| 1)], std::time::Duration::ZERO);
-    /// assert!(it.into_pending().len() <= 1);
+    /// use std::time::Duration;
+    /// let pool = parexec::ThreadPool::new(2)?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let done = pool.submit(|| "done");
+    /// while !done.is_done() { std::thread::yield_now() }
+    /// let stuck = pool.submit(move || { gate.recv().unwrap(); "stuck" });
+    /// let mut it = parexec::as_completed_timeout([stuck, done], Duration::from_millis(20));
+    /// assert_eq!(it.next().unwrap()?.result()?, "done");
+    /// assert!(matches!(it.next(), Some(Err(parexec::Error::Timeout))));
+    /// let pending = it.into_pending();
+    /// assert_eq!(pending.len(), 1, "only the future not yielded");
+    /// release.send(()).unwrap();
+    /// assert_eq!(pending.into_iter().next().unwrap().result()?, "stuck");
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn into_pending(self) -> Vec<Future<T>> {

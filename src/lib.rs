@@ -8,7 +8,7 @@
 //!   future.
 //! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
 //!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
-//!   worker. Call [`init`] first thing in `main`.
+//!   worker. Workers serve before `main` runs; [`init`] is optional.
 //! * The [`Executor`] trait lets one generic pipeline run on either pool.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`; a map and [`as_completed`] become async streams with `into_stream`
@@ -65,6 +65,8 @@
 //!   stream.rs       Streaming: maps and as_completed as futures_core::Stream
 //!   progress.rs     the progress bar a map or as_completed advances (feature `progress`)
 //!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
+//!   cores.rs        Cores: the CPU this process may use (affinity, cgroup quota), one
+//!                   definition for both pools' defaults and the planner
 //!   executor.rs     the sealed Executor trait, Payload, Stats
 //!   thread_pool/    workers over one injector queue: registry, park/wake (sleep.rs), jobs,
 //!                   counters, scopes, map chunks, starting workers and live resize (resize.rs)
@@ -93,6 +95,7 @@ mod chunking;
 #[cfg(doctest)]
 mod compile_fail;
 mod completion;
+mod cores;
 // The integration tests' filter for deliberate panics, whose items are `pub` for them.
 #[cfg(test)]
 #[allow(unreachable_pub)]
@@ -112,6 +115,7 @@ mod unwind;
 pub use crate::completion::{
     AsCompleted, AsCompletedTimeout, ReturnWhen, as_completed, as_completed_timeout, wait,
 };
+pub use crate::cores::Cores;
 pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;

@@ -252,10 +252,7 @@ fn builder_sets_names_and_stack_size_and_defaults_to_available_cores() {
     });
     assert_eq!(deep.result().unwrap(), 4 << 20);
     let default = ThreadPool::builder().build().unwrap();
-    assert_eq!(
-        default.workers(),
-        std::thread::available_parallelism().unwrap().get()
-    );
+    assert_eq!(default.workers(), parexec::Cores::detect().workers());
 }
 
 #[test]

@@ -197,10 +197,20 @@ impl<T> Future<T> {
     /// Whether the task was cancelled before it started.
     ///
     /// ```
-    /// let f = parexec::ThreadPool::new(1)?.submit(|| ());
-    /// # let _ = f.result();
-    /// # let f = parexec::ThreadPool::new(1)?.submit(|| ());
-    /// if f.cancel() { assert!(f.is_cancelled()); }
+    /// let pool = parexec::ThreadPool::new(1)?;
+    /// let (started, wait_start) = std::sync::mpsc::channel();
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let busy = pool.submit(move || { started.send(()).unwrap(); gate.recv().is_ok() });
+    /// wait_start.recv().unwrap();
+    /// let queued = pool.submit(|| 1);
+    /// assert!(!queued.is_cancelled());
+    /// assert!(queued.cancel(), "still queued behind the busy worker");
+    /// assert!(queued.is_cancelled());
+    /// assert!(matches!(queued.result(), Err(parexec::Error::Cancelled)));
+    /// assert!(!busy.cancel(), "already running");
+    /// assert!(!busy.is_cancelled());
+    /// release.send(()).unwrap();
+    /// assert!(busy.result()?);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn is_cancelled(&self) -> bool {

@@ -78,8 +78,19 @@ impl<'a> Planner<'a> {
     /// 64 workers for work that mostly waits.
     ///
     /// ```
-    /// let planner = parexec::Planner::new();
-    /// # let _ = planner;
+    /// use std::time::Duration;
+    /// use parexec::planner::WorkloadProfile;
+    /// use parexec::{ExecutorKind, Planner};
+    /// let mut calls = WorkloadProfile::uniform(10_000_000, Duration::from_millis(100));
+    /// calls.cpu_share = 0.01; // waits on I/O: more workers than cores pay
+    /// let plan = Planner::new().profile(calls.clone()).plan()?;
+    /// assert_eq!(plan.threshold, 0.8);
+    /// assert_eq!(plan.kind, ExecutorKind::Threads);
+    /// let explicit = Planner::new().profile(calls.clone()).threshold(0.8).max_workers(64).plan()?;
+    /// assert_eq!((plan.workers, plan.chunksize), (explicit.workers, explicit.chunksize));
+    /// let uncapped = Planner::new().profile(calls).max_workers(1000).plan()?;
+    /// assert!(plan.workers <= 64 && uncapped.workers > 64, "the default cap binds");
+    /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn new() -> Self {
         Self::default()

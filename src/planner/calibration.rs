@@ -3,10 +3,12 @@
 //!
 //! # Design
 //!
-//! Usable cores are the least of the online logical CPUs, the cgroup CPU quota (v2
-//! `cpu.max` of this process's own cgroup, or v1 `cpu.cfs_quota_us / cpu.cfs_period_us`) and
-//! the affinity mask. Executor costs are measured, not assumed, each as the fastest of a few
-//! tries (the others include noise from elsewhere on the machine):
+//! Usable cores are [`Cores::detect`], the definition the pools' default worker counts use
+//! too: the least of the online logical CPUs, the affinity mask and the cgroup CPU quota (v1 or
+//! v2, along the whole hierarchy), a fractional quota rounded up; the fraction itself is kept
+//! as [`Machine::cgroup_quota`] and caps [`Machine::free_cores`]. Executor costs are measured,
+//! not assumed, each as the fastest of a few tries (the others include noise from elsewhere on
+//! the machine):
 //!
 //! * core efficiency and load from elsewhere: one thread burns CPU alone, then one thread per
 //!   usable physical core burns at once for about 10 ms, in five probes 20 ms apart, every
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use self::probe::core_load;
 use super::model::{ExecutorCosts, Machine};
-use crate::{Error, ExecutorKind, ProcessPool, ThreadPool};
+use crate::{Cores, Error, ExecutorKind, ProcessPool, ThreadPool};
 
 mod probe;
 
@@ -165,96 +167,22 @@ fn burn(iterations: u64) -> u64 {
 }
 
 fn machine() -> Machine {
-    let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
-    let logical = online_cpus().unwrap_or(parallelism).max(1);
-    let affinity = affinity_cores().unwrap_or(parallelism).max(1);
-    let quota = cgroup_quota();
-    let by_quota = quota.map_or(usize::MAX, |q| (q.ceil() as usize).max(1));
-    let usable = logical.min(affinity).min(by_quota);
-    let physical = num_cpus::get_physical().clamp(1, logical);
-    let load = core_load(usable.min(physical), usable, quota);
+    // The same definition as the pools' default worker count, so a plan and a default pool
+    // never disagree about how many cores there are.
+    let cores = Cores::detect();
+    let usable = cores.workers();
+    let physical = num_cpus::get_physical().clamp(1, cores.online);
+    let load = core_load(usable.min(physical), usable, cores.quota);
     Machine {
         usable_cores: usable,
-        logical_cores: logical,
+        logical_cores: cores.online,
         physical_cores: physical,
-        cgroup_quota: quota,
-        affinity_cores: affinity,
+        cgroup_quota: cores.quota,
+        affinity_cores: cores.affinity.unwrap_or(cores.online),
         core_efficiency: load.core_efficiency,
         busy_elsewhere: load.busy_elsewhere,
         free_cores: load.free_cores,
     }
-}
-
-#[cfg(unix)]
-fn online_cpus() -> Option<usize> {
-    // SAFETY: sysconf only reads a system constant.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(n).ok().filter(|&n| n > 0)
-}
-
-#[cfg(not(unix))]
-fn online_cpus() -> Option<usize> {
-    None
-}
-
-#[cfg(target_os = "linux")]
-fn affinity_cores() -> Option<usize> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set; sched_getaffinity writes at most
-    // `size_of::<cpu_set_t>()` bytes into it, and CPU_COUNT only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        usize::try_from(libc::CPU_COUNT(&set))
-            .ok()
-            .filter(|&n| n > 0)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn affinity_cores() -> Option<usize> {
-    None
-}
-
-/// The CPU quota of this process's cgroup, in cores; `None` without a limit.
-fn cgroup_quota() -> Option<f64> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    let own = read("/proc/self/cgroup").and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .map(str::to_owned)
-    });
-    if let Some(quota) = own
-        .and_then(|dir| {
-            read(&format!(
-                "/sys/fs/cgroup{}/cpu.max",
-                dir.trim_end_matches('/')
-            ))
-        })
-        .or_else(|| read("/sys/fs/cgroup/cpu.max"))
-    {
-        return parse_cpu_max(&quota);
-    }
-    let quota = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?;
-    let period = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?;
-    parse_cfs(&quota, &period)
-}
-
-/// cgroup v2 `cpu.max`: `"<quota> <period>"` or `"max <period>"`.
-fn parse_cpu_max(text: &str) -> Option<f64> {
-    let mut fields = text.split_whitespace();
-    let quota = fields.next()?;
-    let period: f64 = fields.next()?.parse().ok()?;
-    let quota: f64 = quota.parse().ok()?;
-    (quota > 0.0 && period > 0.0).then(|| quota / period)
-}
-
-/// cgroup v1: a quota of -1 means no limit.
-fn parse_cfs(quota: &str, period: &str) -> Option<f64> {
-    let quota: f64 = quota.trim().parse().ok()?;
-    let period: f64 = period.trim().parse().ok()?;
-    (quota > 0.0 && period > 0.0).then(|| quota / period)
 }
 
 /// The whole life of a pool, per worker: start it, run one no-op chunk per worker, let the
@@ -386,26 +314,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cgroup_quotas_parse() {
-        assert_eq!(parse_cpu_max("max 100000\n"), None);
-        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
-        assert_eq!(parse_cpu_max("garbage"), None);
-        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
-        assert_eq!(parse_cfs("200000\n", "100000\n"), Some(2.0));
-    }
-
-    #[test]
-    fn calibration_is_measured_once_and_plausible() {
+    fn the_machine_uses_the_pools_definition_of_cores() {
         let calibration = Calibration::get().unwrap();
-        let m = &calibration.machine;
-        assert!(m.usable_cores >= 1 && m.usable_cores <= m.logical_cores);
-        assert!(m.physical_cores >= 1 && m.physical_cores <= m.logical_cores);
-        assert!(m.usable_cores <= m.affinity_cores);
-        assert!((0.0..=1.0).contains(&m.core_efficiency));
-        assert!((0.0..=1.0).contains(&m.busy_elsewhere));
-        assert!(m.free_cores > 0.0 && m.free_cores <= m.usable_cores as f64);
-        assert!(calibration.threads.chunk_overhead > Duration::ZERO);
-        assert!(calibration.transfer_ns_per_byte > 0.0);
+        let machine = &calibration.machine;
+        let cores = Cores::detect();
+        assert_eq!(machine.usable_cores, cores.workers());
+        assert_eq!(machine.logical_cores, cores.online);
+        assert_eq!(machine.cgroup_quota, cores.quota);
+        let default_pool = ThreadPool::builder().build().unwrap();
+        assert_eq!(machine.usable_cores, default_pool.workers());
         assert!(std::ptr::eq(calibration, Calibration::get().unwrap()));
     }
 }

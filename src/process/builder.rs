@@ -6,12 +6,11 @@ use std::time::Duration;
 use super::ProcessPool;
 #[cfg(unix)]
 use super::{spawn, supervisor};
-use crate::Error;
+use crate::{Cores, Error};
 
 /// Settings for a [`ProcessPool`]; see each method.
 ///
 /// ```standalone_crate
-/// parexec::init();
 /// let pool = parexec::ProcessPool::builder().workers(2).lazy().build()?;
 /// assert!(pool.worker_pids().is_empty(), "lazy workers start with the first task");
 /// # Ok::<(), parexec::Error>(())
@@ -47,10 +46,10 @@ impl Default for ProcessPoolBuilder {
 }
 
 impl ProcessPoolBuilder {
-    /// The number of worker processes (default: the cores available to this process).
+    /// The number of worker processes. Defaults to [`Cores::detect()`]`.workers()`, as for a
+    /// [`ThreadPool`](crate::ThreadPool): a fractional cgroup quota rounds up (see [`Cores`]).
     ///
     /// ```standalone_crate
-    /// parexec::init();
     /// assert_eq!(parexec::ProcessPool::builder().workers(2).build()?.workers(), 2);
     /// # Ok::<(), parexec::Error>(())
     /// ```
@@ -63,9 +62,11 @@ impl ProcessPoolBuilder {
     /// fails to start then fails the tasks instead of `build`.
     ///
     /// ```standalone_crate
-    /// parexec::init();
+    /// fn id(x: u8) -> u8 { x }
     /// let pool = parexec::ProcessPool::builder().workers(1).lazy().build()?;
     /// assert!(pool.worker_pids().is_empty());
+    /// assert_eq!(pool.submit(id, 7).result()?, 7);
+    /// assert_eq!(pool.worker_pids().len(), 1, "started by the first task");
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn lazy(mut self) -> Self {
@@ -80,7 +81,6 @@ impl ProcessPoolBuilder {
     /// ```standalone_crate
     /// use std::time::Duration;
     /// fn forever(_: ()) { loop { std::hint::spin_loop() } }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::builder().workers(1).task_timeout(Duration::from_millis(100)).build()?;
     /// assert!(matches!(pool.submit(forever, ()).result(), Err(parexec::Error::Timeout)));
     /// # Ok::<(), parexec::Error>(())
@@ -94,8 +94,12 @@ impl ProcessPoolBuilder {
     /// contain leaks in task code.
     ///
     /// ```standalone_crate
-    /// parexec::init();
-    /// let pool = parexec::ProcessPool::builder().workers(1).max_tasks_per_worker(100).build()?;
+    /// fn pid(_: ()) -> u32 { std::process::id() }
+    /// let pool = parexec::ProcessPool::builder().workers(1).max_tasks_per_worker(2).build()?;
+    /// let pids: Vec<u32> = (0..3).map(|_| pool.submit(pid, ()).result()).collect::<Result<_, _>>()?;
+    /// assert_eq!(pids[0], pids[1]);
+    /// assert_ne!(pids[1], pids[2], "a fresh worker after two tasks");
+    /// assert_eq!(pool.stats().worker_restarts, 1);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn max_tasks_per_worker(mut self, tasks: u64) -> Self {
@@ -112,9 +116,12 @@ impl ProcessPoolBuilder {
     /// [`Error::Initializer`].
     ///
     /// ```standalone_crate
-    /// fn quiet() { /* set up logging, load a model, ... */ }
-    /// parexec::init();
-    /// let pool = parexec::ProcessPool::builder().workers(1).initializer(quiet).build()?;
+    /// use std::sync::OnceLock;
+    /// static MODEL: OnceLock<String> = OnceLock::new();
+    /// fn load_model() { MODEL.get_or_init(|| "weights".into()); }
+    /// fn model(_: ()) -> Option<String> { MODEL.get().cloned() }
+    /// let pool = parexec::ProcessPool::builder().workers(1).initializer(load_model).build()?;
+    /// assert_eq!(pool.submit(model, ()).result()?.as_deref(), Some("weights"));
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn initializer(mut self, initializer: fn()) -> Self {
@@ -126,7 +133,6 @@ impl ProcessPoolBuilder {
     ///
     /// ```standalone_crate
     /// fn read(_: ()) -> Option<String> { std::env::var("MODE").ok() }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::builder().workers(1).env("MODE", "fast").build()?;
     /// assert_eq!(pool.submit(read, ()).result()?.as_deref(), Some("fast"));
     /// # Ok::<(), parexec::Error>(())
@@ -136,14 +142,17 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Command-line arguments for the worker processes (default: none). Useful under the
-    /// standard test harness, to re-run only the test that calls [`init()`](crate::init); see there.
+    /// Command-line arguments for the worker processes (default: none). Workers serve before
+    /// `main` parses anything, so they matter only to tasks and initializers that read
+    /// [`std::env::args`], or where `main` has to call [`init()`](crate::init) (see there).
     ///
     /// ```standalone_crate
-    /// parexec::init();
+    /// fn args(_: ()) -> Vec<String> { std::env::args().skip(1).collect() }
     /// let pool = parexec::ProcessPool::builder()
-    ///     .worker_args(["--exact", "worker_entry", "--nocapture"])
+    ///     .workers(1)
+    ///     .worker_args(["--mode", "batch"])
     ///     .build()?;
+    /// assert_eq!(pool.submit(args, ()).result()?, ["--mode", "batch"]);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn worker_args<S: Into<OsString>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
@@ -155,8 +164,20 @@ impl ProcessPoolBuilder {
     /// with [`Error::WorkerDied`] (default 0). Timeouts are never retried.
     ///
     /// ```standalone_crate
-    /// parexec::init();
-    /// let pool = parexec::ProcessPool::builder().workers(2).retry_worker_deaths(2).build()?;
+    /// use std::path::PathBuf;
+    /// /// Dies the first time, as if killed by an out-of-memory killer, then succeeds.
+    /// fn dies_once(marker: PathBuf) -> u32 {
+    ///     if std::fs::File::create_new(&marker).is_ok() {
+    ///         std::process::abort();
+    ///     }
+    ///     42
+    /// }
+    /// let marker = std::env::temp_dir().join(format!("parexec-doc-retry-{}", std::process::id()));
+    /// let pool = parexec::ProcessPool::builder().workers(1).retry_worker_deaths(1).build()?;
+    /// let answer = pool.submit(dies_once, marker.clone()).result();
+    /// std::fs::remove_file(&marker).ok();
+    /// assert_eq!(answer?, 42);
+    /// assert_eq!(pool.stats().worker_restarts, 1);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn retry_worker_deaths(mut self, retries: u32) -> Self {
@@ -170,8 +191,11 @@ impl ProcessPoolBuilder {
     /// [`Error::Serialization`].
     ///
     /// ```standalone_crate
-    /// parexec::init();
+    /// fn len(bytes: Vec<u8>) -> usize { bytes.len() }
     /// let pool = parexec::ProcessPool::builder().workers(1).max_frame_size(1 << 20).build()?;
+    /// assert_eq!(pool.submit(len, vec![0; 1000]).result()?, 1000);
+    /// let too_big = pool.submit(len, vec![0; 2 << 20]).result();
+    /// assert!(matches!(too_big, Err(parexec::Error::InvalidArgument(_))));
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
@@ -189,8 +213,8 @@ impl ProcessPoolBuilder {
     /// [`ProcessPool::new`]. [`Error::Unsupported`] outside Unix.
     ///
     /// ```standalone_crate
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::builder().workers(2).build()?;
+    /// assert_eq!(pool.worker_pids().len(), 2, "every worker started and shook hands");
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn build(self) -> Result<ProcessPool, Error> {
@@ -201,7 +225,7 @@ impl ProcessPoolBuilder {
                 ));
             }
             Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, usize::from),
+            None => Cores::detect().workers(),
         };
         if self.max_tasks_per_worker == Some(0) {
             return Err(Error::InvalidArgument(

@@ -3,7 +3,8 @@
 //! # Design
 //!
 //! A function pointer means nothing in another process, but a worker runs the very same
-//! executable (the handshake checks its identity), and address-space layout randomisation
+//! executable (the handshake checks its build identity, and that the worker finds a known
+//! probe function at the parent's offset), and address-space layout randomisation
 //! moves the whole image by one amount. So the distance between a function and a fixed
 //! [`anchor`] is the same in the parent and in every worker: the parent sends offsets, the
 //! worker adds them to its own anchor's address.
@@ -30,6 +31,19 @@ fn anchor_address() -> usize {
     anchor as fn() -> u64 as usize
 }
 
+/// A known function whose offset a worker reports in its hello: if the worker's offset from
+/// anchor to probe differs from the parent's, the two do not lay out code alike, and no task
+/// offset may be sent. Its body differs from the anchor's so the two are never merged.
+#[inline(never)]
+fn probe() -> u64 {
+    std::hint::black_box(0x7072_6f62_6500_0000)
+}
+
+/// The probe's offset from the anchor, as this process computes it.
+pub(crate) fn probe_offset() -> i64 {
+    offset_of(probe as fn() -> u64 as usize)
+}
+
 /// The offset of a function pointer (passed as an address) from the anchor.
 pub(crate) fn offset_of(address: usize) -> i64 {
     address.wrapping_sub(anchor_address()) as i64
@@ -46,8 +60,8 @@ pub(crate) fn trampoline_offset<A: Payload, R: Payload>() -> i64 {
 ///
 /// `F` must be a function-pointer type, and `offset` must come from [`offset_of`] applied to
 /// a function of exactly type `F` in a process running the same executable. The pool only
-/// sends offsets to workers that passed the handshake (same protocol version and the same
-/// executable identity), and it pairs every function offset with the trampoline
+/// sends offsets to workers that passed the handshake (same protocol version, the same
+/// executable identity, and the same [`probe_offset`]), and it pairs every function offset with the trampoline
 /// monomorphised for that function's own argument and result types.
 pub(crate) unsafe fn resolve<F: Copy>(offset: i64) -> F {
     const { assert!(size_of::<F>() == size_of::<usize>()) };

@@ -12,7 +12,8 @@
 //! * `supervisor`: one thread per worker slot: start, read replies, replace on death.
 //! * `launch`: the worker environment and executable identity, shared by `spawn` and `worker`.
 //! * `spawn`: starting a worker (its socket as stdin, parent-death signal) and the handshake.
-//! * `worker`: `init()` and the loop a re-executed copy of this binary runs as a worker.
+//! * `entry`: the constructor that makes a re-executed copy serve before `main`; `init()`.
+//! * `worker`: the loop a re-executed copy of this binary runs as a worker.
 //! * `protocol`: length-prefixed postcard frames, with a table of the messages.
 //! * `code`: task functions travel as offsets from an anchor function.
 
@@ -21,6 +22,8 @@ mod builder;
 mod code;
 #[cfg(unix)]
 mod dispatch;
+#[cfg(unix)]
+mod entry;
 #[cfg(unix)]
 mod job;
 #[cfg(unix)]
@@ -46,46 +49,52 @@ pub use self::builder::ProcessPoolBuilder;
 use crate::map::{ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
-/// Makes this process a worker if a [`ProcessPool`] started it; otherwise returns at once.
+/// Serves as a worker if a [`ProcessPool`] started this process and it is not serving yet;
+/// otherwise returns at once. Optional: a harmless no-op on Linux, macOS and the BSDs.
 ///
-/// Call it first thing in `main`, before anything with side effects: a pool re-executes the
-/// current executable, and `init` is where that copy turns into a worker. In a worker it serves
-/// tasks until the pool closes the connection or the parent dies, then exits the process; it
-/// never returns there. In any other process it costs one environment lookup.
+/// A pool re-executes the current program as its workers. A constructor in this crate runs
+/// before `main` in every process that links it and, in a worker, serves tasks and exits
+/// there, so the program's `main` never runs in a worker: its side effects (files written,
+/// arguments parsed, servers bound) happen once, in the parent. In any other process the
+/// constructor costs one environment lookup. This works the same in binaries, examples,
+/// tests under the standard harness, `harness = false` tests and criterion benches, with or
+/// without a call to `init`.
 ///
-/// # Tests, benches and examples
+/// Since `main` does not run in a worker, neither does anything it sets up before building a
+/// pool (a panic hook, logging, globals): give the pool an
+/// [`initializer`](ProcessPoolBuilder::initializer) for what workers need too.
 ///
-/// * Binaries and examples: call `parexec::init()` on the first line of `main`.
-/// * Criterion benches (`harness = false`): write your own `fn main()` that calls
-///   `parexec::init()` and then runs the groups defined with `criterion_group!`, instead of
-///   `criterion_main!`.
-/// * Integration tests: put process-pool tests in a test target with `harness = false` whose
-///   `main` calls `parexec::init()` first, then runs the tests. This crate's own
-///   `tests/process_pool.rs` does so with a small harness that also speaks the `--list` /
-///   `--exact` protocol of `cargo nextest`, so it works the same under `cargo test` and
-///   `cargo nextest run`.
-/// * Tests under the standard harness can instead name one test whose body calls `init()`,
-///   and start the pool with
-///   [`worker_args(["--exact", "that_test", "--nocapture"])`](ProcessPoolBuilder::worker_args):
-///   each worker then re-runs the test binary filtered to that one test.
+/// `init` is the fallback for a platform where constructors do not run: there a worker
+/// reaches `main`, and calling `init` first thing in `main` makes it serve. A pool whose
+/// workers could not serve (no constructor ran and `main` has not called `init`) fails at
+/// once with [`Error::Handshake`] naming `init`, instead of starting copies of the program.
 ///
-/// A process started as a worker whose `main` never hands over to `init` runs as an ordinary
-/// program, but any `ProcessPool` it builds fails with [`Error::Handshake`] instead of starting
-/// workers of its own, so the mistake cannot multiply into a storm of processes; the parent's
-/// pool reports a handshake error naming `init`.
+/// # Async runtimes
+///
+/// Under `#[tokio::main]` (or any runtime's attribute), the constructor runs before `main`,
+/// so before the runtime starts: a worker never builds the runtime and runs each task on its
+/// main thread, outside any runtime. A task that needs one builds its own (for example a
+/// current-thread runtime in an [`initializer`](ProcessPoolBuilder::initializer) kept in a
+/// static). An `init()` call inside the async `main` stays a no-op.
 ///
 /// # Panics
 ///
 /// Never. A panic inside a task becomes [`Error::Panicked`] in the parent, and the worker keeps
 /// serving.
 ///
-/// ```
-/// parexec::init();
-/// // ... the rest of main, which may build ProcessPools ...
+/// ```standalone_crate
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// fn main() -> Result<(), parexec::Error> {
+///     parexec::init(); // optional; returns at once in the parent
+///     let pool = parexec::ProcessPool::new(1)?;
+///     assert_eq!(pool.submit(square, 9).result()?, 81);
+///     Ok(())
+/// }
 /// ```
 pub fn init() {
     #[cfg(unix)]
-    worker::init();
+    entry::init();
 }
 
 /// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the
@@ -95,8 +104,8 @@ pub fn init() {
 /// a [`Future`], `map` returns the lazy, ordered, chunked [`Map`], and both work with
 /// [`as_completed`](crate::as_completed) and [`wait`](crate::wait).
 ///
-/// Workers re-execute the current binary, so `main` must call [`init()`] first (see there for
-/// tests and benches). A worker speaks length-prefixed postcard frames over a private Unix
+/// Workers re-execute the current binary and serve before its `main` would run (see
+/// [`init()`], which is optional). A worker speaks length-prefixed postcard frames over a private Unix
 /// socket; its stdout and stderr are the parent's, so `println!` in a task is safe.
 ///
 /// # Faults
@@ -120,7 +129,6 @@ pub fn init() {
 /// fn square(x: u64) -> u64 { x * x }
 ///
 /// fn main() -> Result<(), parexec::Error> {
-///     parexec::init();
 ///     let pool = parexec::ProcessPool::new(2)?;
 ///     assert_eq!(pool.submit(square, 7).result()?, 49);
 ///     let squares: Vec<u64> = pool.map(square, 0..1000).collect::<Result<_, _>>()?;
@@ -149,12 +157,11 @@ impl ProcessPool {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for zero workers, [`Error::Io`] if a process cannot be
-    /// started, [`Error::Handshake`] if a worker does not answer as a parexec worker of this
-    /// build (usually: `main` does not call [`init()`] first), and [`Error::Unsupported`]
-    /// outside Unix.
+    /// started, [`Error::Handshake`] if a worker does not prove to be a parexec worker of this
+    /// very build (same build id, same code layout; see [`init()`] for platforms without
+    /// constructors), and [`Error::Unsupported`] outside Unix.
     ///
     /// ```standalone_crate
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(2)?;
     /// assert_eq!(pool.workers(), 2);
     /// # Ok::<(), parexec::Error>(())
@@ -167,13 +174,13 @@ impl ProcessPool {
     ///
     /// ```standalone_crate
     /// use std::time::Duration;
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::builder()
     ///     .workers(4)
     ///     .task_timeout(Duration::from_secs(30))
     ///     .max_tasks_per_worker(10_000)
     ///     .retry_worker_deaths(1)
     ///     .build()?;
+    /// assert_eq!(pool.workers(), 4);
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn builder() -> ProcessPoolBuilder {
@@ -195,7 +202,6 @@ impl ProcessPool {
     ///
     /// ```standalone_crate
     /// fn add((a, b): (u32, u32)) -> u32 { a + b }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(1)?;
     /// assert_eq!(pool.submit(add, (2, 3)).result()?, 5);
     /// # Ok::<(), parexec::Error>(())
@@ -222,7 +228,6 @@ impl ProcessPool {
     ///
     /// ```standalone_crate
     /// fn double(x: i32) -> i32 { 2 * x }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(2)?;
     /// let out: Vec<i32> = pool.map(double, vec![1, 2, 3]).chunksize(2).collect::<Result<_, _>>()?;
     /// assert_eq!(out, [2, 4, 6]);
@@ -241,7 +246,6 @@ impl ProcessPool {
     /// [`set_workers`](ProcessPool::set_workers); [`Stats::workers`] counts those running now.
     ///
     /// ```standalone_crate
-    /// parexec::init();
     /// assert_eq!(parexec::ProcessPool::new(3)?.workers(), 3);
     /// # Ok::<(), parexec::Error>(())
     /// ```
@@ -295,7 +299,6 @@ impl ProcessPool {
     /// [`workers`](ProcessPool::workers) while some are starting or being replaced).
     ///
     /// ```standalone_crate
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(2)?;
     /// assert_eq!(pool.worker_pids().len(), 2);
     /// # Ok::<(), parexec::Error>(())
@@ -313,7 +316,6 @@ impl ProcessPool {
     ///
     /// ```standalone_crate
     /// fn id(x: u8) -> u8 { x }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(1)?;
     /// pool.submit(id, 1).result()?;
     /// assert_eq!(pool.stats().completed, 1);
@@ -331,7 +333,6 @@ impl ProcessPool {
     ///
     /// ```standalone_crate
     /// fn id(x: u8) -> u8 { x }
-    /// parexec::init();
     /// let pool = parexec::ProcessPool::new(1)?;
     /// let queued = pool.submit(id, 1);
     /// pool.shutdown();

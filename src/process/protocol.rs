@@ -11,7 +11,7 @@
 //!
 //! | message | sender | payload | why |
 //! |---|---|---|---|
-//! | `Hello { version, identity, pid, nonce }` | worker, first | none | the parent only sends code offsets to a worker of the same protocol and the same executable |
+//! | `Hello { version, identity, probe, pid, nonce }` | worker, first | none | the parent only sends code offsets to a worker of the same protocol and the same build, which finds a known probe function at the parent's offset |
 //! | `Init { initializer }` | parent, once, only if configured | none | the per-worker initializer is a code offset too, so it waits for the handshake |
 //! | `InitDone` / `InitFailed { message }` | worker | none | a failed initializer is reported instead of serving tasks |
 //! | `Task { id, trampoline, func }` | parent | `Vec<A>` | one `submit`, or one whole chunk of a `map` |
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// Bumped whenever a message changes shape; part of the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes of the length prefix.
 const HEADER: usize = 4;
@@ -41,7 +41,7 @@ const HEADER: usize = 4;
 const INITIAL_BUFFER: usize = 64 * 1024;
 
 /// Messages from the parent to a worker.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
     /// Run the per-worker initializer found at this code offset, then report back.
     Init { initializer: i64 },
@@ -50,12 +50,15 @@ pub(crate) enum ToWorker {
 }
 
 /// Messages from a worker to the parent.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum FromWorker {
     /// The first frame a worker sends.
     Hello {
         version: u32,
+        /// The executable's build identity, see `launch::identity`.
         identity: u64,
+        /// The worker's own offset of the probe function, see `code::probe_offset`.
+        probe: i64,
         pid: u32,
         nonce: u64,
     },
@@ -202,6 +205,32 @@ impl<R: Read> FrameReader<R> {
         Ok(Some(&self.buf[body]))
     }
 
+    /// The next message: its header, decoded, and the raw payload after it; `None` when the
+    /// stream ended cleanly between frames.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] for a frame over the maximum size, a stream that ends inside a
+    /// frame, or a body that does not decode as `H`; [`Error::Io`] for an error of the
+    /// underlying reader, such as a read timeout.
+    pub(crate) fn next_message<'a, H: Deserialize<'a>>(
+        &'a mut self,
+    ) -> Result<Option<(H, &'a [u8])>, Error> {
+        match self.next_frame() {
+            Ok(Some(body)) => decode_header(body).map(Some),
+            Ok(None) => Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Err(Error::Protocol(e.to_string()))
+            }
+            Err(e) => Err(Error::from(e)),
+        }
+    }
+
     /// Reads until `need` bytes are buffered from `start`; `false` at EOF before that.
     fn fill(&mut self, need: usize) -> io::Result<bool> {
         while self.end - self.start < need {
@@ -247,150 +276,4 @@ impl<R> std::fmt::Debug for FrameReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A small deterministic generator, so failures reproduce.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    /// Hands out at most `step` bytes per read, like a socket under load.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let n = self.step.min(out.len()).min(self.data.len());
-            out[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
-
-    #[test]
-    fn frames_round_trip_through_the_reader() {
-        let mut stream = Vec::new();
-        for id in 0..100_u64 {
-            let frame = encode_frame(
-                &FromWorker::Done {
-                    id,
-                    compute_ns: id * 7,
-                },
-                1 << 20,
-                |out| {
-                    postcard::to_io(&vec![id; id as usize], out)
-                        .map(drop)
-                        .map_err(|e| Error::Serialization(e.to_string()))
-                },
-            )
-            .unwrap();
-            stream.extend_from_slice(&frame);
-        }
-        let mut reader = FrameReader::new(
-            Trickle {
-                data: &stream,
-                step: 13,
-            },
-            1 << 20,
-        );
-        for id in 0..100_u64 {
-            let body = reader.next_frame().unwrap().unwrap();
-            let (header, payload): (FromWorker, _) = decode_header(body).unwrap();
-            assert!(
-                matches!(header, FromWorker::Done { id: got, compute_ns } if got == id && compute_ns == id * 7)
-            );
-            assert_eq!(
-                postcard::from_bytes::<Vec<u64>>(payload).unwrap(),
-                vec![id; id as usize]
-            );
-        }
-        assert!(
-            reader.next_frame().unwrap().is_none(),
-            "clean EOF between frames"
-        );
-    }
-
-    #[test]
-    fn oversized_frames_are_rejected_before_allocating() {
-        let mut stream = u32::MAX.to_le_bytes().to_vec();
-        stream.extend_from_slice(&[1, 2, 3]);
-        let mut reader = FrameReader::new(&stream[..], 1024);
-        let err = reader.next_frame().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("exceeds the maximum"), "{err}");
-        assert!(reader.allocated() <= 1024 + HEADER);
-    }
-
-    #[test]
-    fn a_large_bogus_length_under_the_limit_allocates_only_what_arrives() {
-        let max = 1 << 30;
-        let mut stream = ((1_u32 << 30) - 1).to_le_bytes().to_vec();
-        stream.extend_from_slice(&[0; 1000]);
-        let mut reader = FrameReader::new(&stream[..], max);
-        assert_eq!(
-            reader.next_frame().unwrap_err().kind(),
-            io::ErrorKind::UnexpectedEof
-        );
-        assert!(
-            reader.allocated() <= 2 * INITIAL_BUFFER,
-            "{}",
-            reader.allocated()
-        );
-    }
-
-    #[test]
-    fn oversized_outgoing_frames_are_invalid_arguments() {
-        let err = encode_frame(&ToWorker::Init { initializer: 0 }, 8, |out| {
-            out.extend_from_slice(&[0; 100]);
-            Ok(())
-        })
-        .unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    }
-
-    #[test]
-    fn random_streams_never_panic_nor_allocate_beyond_the_limit() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        for round in 0..3000 {
-            let max = 1 + rng.below(if round % 2 == 0 { 64 } else { 200_000 });
-            let mut stream: Vec<u8> = (0..rng.below(4096)).map(|_| rng.next() as u8).collect();
-            if round % 3 == 0 {
-                // Plausible prefixes exercise the body path, not just the length check.
-                let len = rng.below(max + 2) as u32;
-                stream.splice(0..0, len.to_le_bytes());
-            }
-            let step = 1 + rng.below(300);
-            let mut reader = FrameReader::new(
-                Trickle {
-                    data: &stream,
-                    step,
-                },
-                max,
-            );
-            while let Ok(Some(body)) = reader.next_frame() {
-                assert!(body.len() <= max);
-                let _ = decode_header::<FromWorker>(body);
-                let _ = decode_header::<ToWorker>(body);
-                assert!(
-                    reader.allocated() <= max + HEADER,
-                    "round {round}: {} > {max}",
-                    reader.allocated()
-                );
-            }
-            assert!(reader.allocated() <= max + HEADER, "round {round}");
-        }
-    }
-}
+mod test;

@@ -9,27 +9,30 @@
 //! which lives as long as the worker.
 //!
 //! On Linux the child executes `/proc/self/exe`, the very file the parent runs even if it was
-//! replaced on disk meanwhile; elsewhere `current_exe()`. Either way the worker proves in its
-//! `Hello` that it is the same build (protocol version plus a hash of the executable's device,
-//! inode, size and modification time) and echoes the nonce, before any code offset is sent to
-//! it.
+//! replaced on disk meanwhile; elsewhere `current_exe()`. Either way, before any code offset
+//! is sent to it, the worker's `Hello` must show the same protocol version, the same build
+//! identity (the linker's build id, or a hash of the executable's content), the same offset
+//! from the anchor to a known probe function as the parent computes, its own pid and the
+//! nonce of this spawn. Any difference is an [`Error::Handshake`]: a worker of another build
+//! would otherwise run whatever code sits at the offsets it is sent.
 
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::code;
 use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, ToWorker};
+use super::{code, entry};
 use crate::{Error, WorkerExit};
 
-/// How long a new worker may take to say hello. A binary whose `main` does not call
-/// `parexec::init()` never does; this bounds how long the pool waits to say so.
+/// How long a new worker may take to say hello. It serves from a constructor before `main`,
+/// so only a badly overloaded machine comes near this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What every worker of a pool is started with.
@@ -110,11 +113,22 @@ fn nonce() -> u64 {
 /// [`Error::Io`] if the process cannot start, [`Error::Handshake`] if it is not a parexec
 /// worker of this build, [`Error::Initializer`] if the initializer panics.
 pub(crate) fn spawn(config: &SpawnConfig) -> Result<(Worker, UnixStream), Error> {
+    let (path, arg0) = program()?;
+    spawn_program(config, &path, arg0.as_deref())
+}
+
+/// [`spawn`], running the executable at `path` (as `arg0`, if given) as the worker.
+fn spawn_program(
+    config: &SpawnConfig,
+    path: &Path,
+    arg0: Option<&Path>,
+) -> Result<(Worker, UnixStream), Error> {
     if launch::is_stray_worker() {
         return Err(Error::Handshake(
-            "this process was started as a parexec worker, but its main did not call parexec::init() first".into(),
+            "this process was started as a parexec worker but did not serve; call parexec::init() first thing in main".into(),
         ));
     }
+    entry::workers_can_serve()?;
     let (parent_end, child_end) = UnixStream::pair()?;
     let mut writer = parent_end.try_clone()?;
     let worker_config = WorkerConfig {
@@ -122,7 +136,6 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<(Worker, UnixStream), Error>
         nonce: nonce(),
         max_frame: config.max_frame,
     };
-    let (path, arg0) = program()?;
     let mut command = Command::new(path);
     if let Some(arg0) = arg0 {
         command.arg0(arg0);
@@ -157,33 +170,13 @@ fn handshake(
 ) -> Result<(), Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     match receive_before(worker, deadline)? {
-        Some(FromWorker::Hello {
-            version,
-            identity: theirs,
-            pid,
-            nonce,
-        }) => {
-            if version != PROTOCOL_VERSION {
-                return Err(Error::Handshake(format!(
-                    "worker speaks protocol {version}, this build speaks {PROTOCOL_VERSION}"
-                )));
-            }
-            if theirs != launch::identity() {
-                return Err(Error::Handshake(
-                    "the worker runs a different build of the executable".into(),
-                ));
-            }
-            if pid != worker.pid || nonce != expected.nonce {
-                return Err(Error::Handshake(format!(
-                    "unexpected hello from process {pid}"
-                )));
-            }
-        }
+        Some(hello @ FromWorker::Hello { .. }) => check_hello(&hello, worker.pid, expected.nonce)?,
         Some(other) => return Err(Error::Handshake(format!("expected a hello, got {other:?}"))),
         None => {
             let exit = worker.wait_exit();
             return Err(Error::Handshake(format!(
-                "the worker {exit} before the handshake; does main call parexec::init() first?"
+                "the worker {exit} before the handshake{}",
+                entry::hint()
             )));
         }
     }
@@ -234,6 +227,44 @@ fn handshake(
     Ok(())
 }
 
+/// Accepts a worker's hello only if it proves the same protocol, the same build and the same
+/// code layout as this process, and answers this very spawn.
+fn check_hello(hello: &FromWorker, expected_pid: u32, expected_nonce: u64) -> Result<(), Error> {
+    let FromWorker::Hello {
+        version,
+        identity,
+        probe,
+        pid,
+        nonce,
+    } = *hello
+    else {
+        return Err(Error::Handshake(format!("expected a hello, got {hello:?}")));
+    };
+    if version != PROTOCOL_VERSION {
+        return Err(Error::Handshake(format!(
+            "the worker speaks protocol {version}, this build speaks {PROTOCOL_VERSION}"
+        )));
+    }
+    if identity != launch::identity() {
+        return Err(Error::Handshake(
+            "the worker runs a different build of the executable".into(),
+        ));
+    }
+    if probe != code::probe_offset() {
+        return Err(Error::Handshake(format!(
+            "the worker finds the probe function at offset {probe}, this process at {}: the \
+             executables lay out code differently",
+            code::probe_offset()
+        )));
+    }
+    if pid != expected_pid || nonce != expected_nonce {
+        return Err(Error::Handshake(format!(
+            "unexpected hello from process {pid}"
+        )));
+    }
+    Ok(())
+}
+
 /// The next message, or `None` at EOF, waiting no later than `deadline`.
 fn receive_before(worker: &mut Worker, deadline: Instant) -> Result<Option<FromWorker>, Error> {
     let left = deadline
@@ -248,7 +279,8 @@ fn receive_before(worker: &mut Worker, deadline: Instant) -> Result<Option<FromW
             ) =>
         {
             Err(Error::Handshake(format!(
-                "no hello from the worker within {HANDSHAKE_TIMEOUT:?}; does main call parexec::init() first?"
+                "no hello from the worker within {HANDSHAKE_TIMEOUT:?}{}",
+                entry::hint()
             )))
         }
         other => other,
@@ -256,13 +288,8 @@ fn receive_before(worker: &mut Worker, deadline: Instant) -> Result<Option<FromW
 }
 
 fn next_message(worker: &mut Worker) -> Result<Option<FromWorker>, Error> {
-    match worker.reader.next_frame() {
-        Ok(Some(body)) => Ok(Some(protocol::decode_header::<FromWorker>(body)?.0)),
-        Ok(None) => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Err(Error::Protocol(e.to_string()))
-        }
-        Err(e) => Err(Error::from(e)),
-    }
+    Ok(worker.reader.next_message()?.map(|(message, _)| message))
 }
+
+#[cfg(test)]
+mod test;

@@ -401,29 +401,15 @@ impl Shared {
 mod tests {
     use crate::ProcessPool;
 
-    /// The workers of the test below re-run this test binary filtered to this one test, whose
-    /// `init()` turns them into workers; in an ordinary run it returns at once.
-    #[test]
-    fn worker_entry() {
-        crate::init();
-    }
-
     fn triple(x: u32) -> u32 {
         x * 3
     }
 
+    /// This test binary runs libtest's `main`, which never calls `parexec::init()`: its
+    /// workers serve from the constructor, before libtest starts.
     #[test]
-    fn works_under_the_standard_test_harness() {
-        let pool = ProcessPool::builder()
-            .workers(2)
-            .worker_args([
-                "--exact",
-                "process::supervisor::tests::worker_entry",
-                "--nocapture",
-                "--quiet",
-            ])
-            .build()
-            .unwrap();
+    fn works_under_the_standard_test_harness_without_init() {
+        let pool = ProcessPool::builder().workers(2).build().unwrap();
         assert_eq!(pool.submit(triple, 14).result().unwrap(), 42);
         let out: Vec<u32> = pool.map(triple, 0..100).collect::<Result<_, _>>().unwrap();
         assert_eq!(out[99], 297);

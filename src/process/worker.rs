@@ -1,15 +1,16 @@
-//! The worker side: `init` and the loop a worker process runs instead of `main`.
+//! The worker side: the loop a worker process runs instead of `main`.
 //!
 //! # Design
 //!
 //! A worker is this same executable, started by the pool with the environment variable
-//! [`ENV`] and one end of a Unix socket pair as its standard input. The pool hands the socket
-//! over as stdin rather than with a `pre_exec` `dup2`, because a `pre_exec` hook forces
-//! `fork`, which copies the parent's page tables (milliseconds for a large parent), while a
-//! stdio redirection lets the standard library use `posix_spawn`. `init` then moves the socket
-//! to a private close-on-exec descriptor and puts `/dev/null` on stdin, as Python's
-//! `multiprocessing` does. Stdout and stderr stay the parent's, so `println!` in a task reaches
-//! the parent's stdout and can never corrupt the protocol.
+//! [`ENV`] and one end of a Unix socket pair as its standard input. It serves from the
+//! constructor in `entry`, before `main`, or from `parexec::init()` where constructors do not
+//! run. The pool hands the socket over as stdin rather than with a `pre_exec` `dup2`, because
+//! a `pre_exec` hook forces `fork`, which copies the parent's page tables (milliseconds for a
+//! large parent), while a stdio redirection lets the standard library use `posix_spawn`.
+//! Serving then moves the socket to a private close-on-exec descriptor and puts `/dev/null` on
+//! stdin, as Python's `multiprocessing` does. Stdout and stderr stay the parent's, so
+//! `println!` in a task reaches the parent's stdout and can never corrupt the protocol.
 //!
 //! On Linux the worker asks for `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), then
 //! checks `getppid()` again, closing the race where the parent died before the request.
@@ -29,7 +30,7 @@ use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, RemoteFailure, ToWorker};
 use crate::{Error, unwind};
 
-/// Serves as a worker if the parent pool started this process; see [`crate::init`].
+/// Serves as a worker if the parent pool started this process, and never returns then.
 pub(crate) fn init() {
     if let Some(config) = WorkerConfig::from_env() {
         serve(config);
@@ -53,6 +54,11 @@ fn stdin_is_socket() -> bool {
 /// Serves tasks until the parent goes away, then exits.
 fn serve(config: WorkerConfig) -> ! {
     launch::serving();
+    // Called from the constructor, this runs before Rust's runtime would ignore SIGPIPE in
+    // `main`; do it here, so a task writing to a closed pipe gets an error, as in `main`, and
+    // is not killed.
+    // SAFETY: setting a signal's disposition to ignore has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     unwind::install_hook();
     let code = match take_socket(config).and_then(|socket| run(socket, config)) {
         Ok(()) => 0,
@@ -97,6 +103,7 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
     let hello = FromWorker::Hello {
         version: PROTOCOL_VERSION,
         identity: launch::identity(),
+        probe: code::probe_offset(),
         pid: std::process::id(),
         nonce: config.nonce,
     };
@@ -207,15 +214,4 @@ fn spawn_reader(
             exit_now(0)
         })?;
     Ok(receiver.into_iter())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_returns_at_once_outside_a_worker() {
-        init();
-        assert!(!launch::is_stray_worker());
-    }
 }

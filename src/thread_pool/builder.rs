@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use super::ThreadPool;
 use super::registry::Registry;
 use super::resize::Spawner;
-use crate::{Error, unwind};
+use crate::{Cores, Error, unwind};
 
 /// The least per-chunk cost the automatic chunk size assumes. A hot queue costs ~2 µs per
 /// chunk, but a map whose workers park between chunks also pays a wake-up (~50-100 µs here),
@@ -52,12 +52,6 @@ impl fmt::Debug for ThreadPoolBuilder {
     }
 }
 
-/// The number of cores this process may actually use (affinity mask and cgroup quota
-/// included), and 1 if that cannot be determined.
-fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 impl ThreadPoolBuilder {
     pub(super) fn new() -> Self {
         ThreadPoolBuilder {
@@ -71,8 +65,9 @@ impl ThreadPoolBuilder {
 }
 
 impl ThreadPoolBuilder {
-    /// The number of worker threads. Defaults to the cores this process may use (its
-    /// affinity mask and cgroup CPU quota included).
+    /// The number of worker threads. Defaults to [`Cores::detect()`]`.workers()`: the cores
+    /// this process may use, its affinity mask and cgroup CPU quota included, a fractional
+    /// quota rounded up (see [`Cores`]).
     ///
     /// ```
     /// let pool = parexec::ThreadPool::builder().workers(3).build()?;
@@ -167,7 +162,7 @@ impl ThreadPoolBuilder {
     /// assert!(matches!(err, parexec::Error::InvalidArgument(_)));
     /// ```
     pub fn build(self) -> Result<ThreadPool, Error> {
-        let workers = self.workers.unwrap_or_else(available_cores);
+        let workers = self.workers.unwrap_or_else(|| Cores::detect().workers());
         if workers == 0 {
             return Err(Error::InvalidArgument(
                 "a thread pool needs at least one worker".into(),

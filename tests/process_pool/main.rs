@@ -1,9 +1,9 @@
 //! Integration tests of `ProcessPool`, including one test per fault it must survive.
 //!
-//! Workers re-execute this binary, so it has `harness = false` and its own `main`, which calls
-//! `parexec::init()` before anything else but the hook that silences deliberate panics, and
-//! then hands over to `libtest-mimic`, which speaks libtest's command line for `cargo test`
-//! and `cargo nextest run`.
+//! Workers re-execute this binary and serve before its `main`. The hook that silences
+//! deliberate panics is installed by a constructor that runs before parexec's, so workers have
+//! it too. `main` calls the optional `parexec::init()` and hands over to `libtest-mimic`, which
+//! speaks libtest's command line for `cargo test` and `cargo nextest run`.
 //!
 //! After each test, the harness checks that the test's pools left no child process behind.
 //! Tests run one at a time for that reason. Where `/proc` is missing, that check is skipped
@@ -32,10 +32,16 @@ macro_rules! tests {
     };
 }
 
-fn main() {
-    // Before `init`, so that workers (which never return from it) install it too, and below
-    // the hook with which parexec records panic locations.
+// SAFETY: before `main`, this only installs a panic hook (a static behind a lock), which needs
+// nothing Rust's runtime sets up in `main`. It runs before parexec's constructor (which has
+// the `late` priority) serves a worker, so workers install the hook too, below the one with
+// which parexec records panic locations.
+#[ctor::ctor(unsafe)]
+fn silence_deliberate_panics() {
     deliberate::silence();
+}
+
+fn main() {
     parexec::init();
     if std::env::var_os(faults::CRASHING_PARENT).is_some() {
         faults::crash_with_busy_workers();
