@@ -1,6 +1,5 @@
 //! Live resize: growing and shrinking during a running map keep every result, in order, and
 //! the workers a shrink lets go are reaped, not left as zombies.
-
 use parexec::Error;
 
 use crate::tasks::short_nap;
