@@ -96,6 +96,8 @@ mod error;
 mod executor;
 mod future;
 mod map;
+#[cfg(feature = "mpi")]
+mod mpi;
 pub mod planner;
 mod process;
 mod thread_pool;
@@ -108,6 +110,8 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::map::{Map, MapUnordered};
+#[cfg(feature = "mpi")]
+pub use crate::mpi::{MpiPool, MpiPoolBuilder, MpiRank};
 pub use crate::planner::{Plan, Planner};
 pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

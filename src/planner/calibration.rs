@@ -136,6 +136,7 @@ impl Calibration {
         match kind {
             ExecutorKind::Threads => Ok(self.threads.clone()),
             ExecutorKind::Processes => Calibration::process_pool().cloned(),
+            ExecutorKind::Mpi => mpi_costs(),
         }
     }
 }
@@ -329,6 +330,20 @@ fn echo(x: u32) -> u32 {
 
 fn byte_len(bytes: Vec<u8>) -> usize {
     bytes.len()
+}
+
+/// The costs of an `MpiPool` on this job, measured through its worker ranks.
+fn mpi_costs() -> Result<ExecutorCosts, Error> {
+    #[cfg(feature = "mpi")]
+    return crate::mpi::costs(Calibration::get()?.transfer_ns_per_byte);
+    #[cfg(not(feature = "mpi"))]
+    Err(without_mpi())
+}
+
+/// What planning for MPI says in a build without it.
+#[cfg(not(feature = "mpi"))]
+pub(super) fn without_mpi() -> Error {
+    Error::Unsupported("MPI needs parexec's cargo feature `mpi`")
 }
 
 fn process_costs(machine: &Machine, encoding_ns_per_byte: f64) -> Result<ExecutorCosts, Error> {

@@ -105,7 +105,18 @@ impl Plan {
                 speedup(point.speedup)
             )?;
         }
-        if self.curve.iter().any(|p| p.modelled) {
+        let cluster = self
+            .costs
+            .iter()
+            .find(|c| c.kind == self.kind)
+            .and_then(|c| c.cluster);
+        if let (Some((workers, hosts)), true) = (cluster, self.curve.iter().any(|p| p.modelled)) {
+            let plural = if hosts == 1 { "" } else { "s" };
+            write!(
+                f,
+                "   (* beyond the MPI job's {workers} workers on {hosts} host{plural}: modelled)"
+            )?;
+        } else if self.curve.iter().any(|p| p.modelled) {
             write!(
                 f,
                 "   (* beyond this machine's {}: modelled on a machine with that many cores)",

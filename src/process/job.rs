@@ -26,7 +26,7 @@ pub(super) trait Job: Send {
 
 /// Runs serde code of the user's types, so that a `Serialize` or `Deserialize` that panics
 /// fails only its own task instead of a pool thread (or the caller).
-pub(super) fn guarded<T>(
+pub(crate) fn guarded<T>(
     what: &str,
     serde: impl FnOnce() -> postcard::Result<T>,
 ) -> Result<T, Error> {
@@ -39,7 +39,7 @@ pub(super) fn guarded<T>(
     }
 }
 
-fn decode_results<R: Payload>(
+pub(crate) fn decode_results<R: Payload>(
     payload: &[u8],
     expected: usize,
 ) -> Result<Vec<Result<R, RemoteFailure>>, Error> {
@@ -117,7 +117,7 @@ impl<R: Payload> Job for Batch<R> {
 }
 
 /// Puts the rejected items back at their positions among the results of the sent ones.
-pub(super) fn merge<R>(
+pub(crate) fn merge<R>(
     sent: impl Iterator<Item = Result<R, Error>>,
     rejected: Vec<(usize, Error)>,
 ) -> Vec<Result<R, Error>> {

@@ -18,15 +18,15 @@
 
 mod builder;
 #[cfg(unix)]
-mod code;
+pub(crate) mod code;
 #[cfg(unix)]
 mod dispatch;
 #[cfg(unix)]
-mod job;
+pub(crate) mod job;
 #[cfg(unix)]
 mod launch;
 #[cfg(unix)]
-mod protocol;
+pub(crate) mod protocol;
 #[cfg(unix)]
 mod schedule;
 #[cfg(unix)]
@@ -84,6 +84,10 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 pub fn init() {
     #[cfg(unix)]
     worker::init();
+    // After the process-pool check: a worker process of an MPI rank inherits the launcher's
+    // variables, but must serve its parent, not join the MPI job.
+    #[cfg(feature = "mpi")]
+    crate::mpi::init();
 }
 
 /// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the
