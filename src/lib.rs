@@ -9,7 +9,9 @@
 //! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
 //!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
 //!   worker. Call [`init`] first thing in `main`.
-//! * The [`Executor`] trait lets one generic pipeline run on either pool.
+//! * `MpiPool` (cargo feature `mpi`) runs the same tasks on the ranks of an MPI job started by
+//!   `mpirun` or `srun`, for work that outgrows one machine.
+//! * The [`Executor`] trait lets one generic pipeline run on any of these pools.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`.
 //! * [`Planner`] measures a workload and says, before anything runs, whether parallelism pays,

@@ -4,7 +4,7 @@
 //! A task is encoded once, on the submitting thread, into the process pool's frame format. It
 //! goes straight to the least-loaded rank with fewer than its window of tasks in flight, or
 //! waits in one queue from which the link thread refills a rank as its results come back.
-//! A rank's window is its task threads times `1 + 200 µs / (mean task time)`, clamped to
+//! A rank's window is its task threads times `1 + 2 ms / (mean task time)`, clamped to
 //! 2..=64 per thread: enough queued on the rank that its threads never wait for rank 0, few
 //! enough to keep the load balanced.
 
@@ -25,8 +25,9 @@ use crate::process::code;
 use crate::process::job::{guarded, merge};
 use crate::{Error, Future, Payload, Stats};
 
-/// A round trip to a rank that the in-flight window has to cover.
-const ROUND_TRIP_NANOS: f64 = 200_000.0;
+/// A round trip to a busy rank that the in-flight window has to cover: both ends may be
+/// in a back-off sleep of up to a millisecond.
+const ROUND_TRIP_NANOS: f64 = 2_000_000.0;
 const WINDOW_PER_THREAD: (f64, f64) = (2.0, 64.0);
 /// Per-chunk overhead assumed for `map` before one is measured.
 const INITIAL_OVERHEAD_NANOS: f64 = 30_000.0;
@@ -326,13 +327,23 @@ impl Shared {
     ) {
         let received = Instant::now();
         let slot = rank - 1;
-        let (id, compute, reply) = match header {
-            FromRank::Done { id, compute_ns } => {
-                (id, Duration::from_nanos(compute_ns), Ok(payload))
-            }
-            FromRank::Failed { id, failure } => {
-                (id, Duration::ZERO, Err(self.origins[slot].error(failure)))
-            }
+        let (id, compute, queued, reply) = match header {
+            FromRank::Done {
+                id,
+                compute_ns,
+                queued_ns,
+            } => (
+                id,
+                Duration::from_nanos(compute_ns),
+                Duration::from_nanos(queued_ns),
+                Ok(payload),
+            ),
+            FromRank::Failed { id, failure } => (
+                id,
+                Duration::ZERO,
+                Duration::ZERO,
+                Err(self.origins[slot].error(failure)),
+            ),
             _ => return,
         };
         let Some(task) = self
@@ -346,9 +357,10 @@ impl Shared {
         };
         let decode_began = Instant::now();
         let mut record = |ok: bool| {
+            // What the rank spent waiting for a free thread is queueing, not transfer.
             let round_trip = received
                 .saturating_duration_since(task.sent)
-                .saturating_sub(compute);
+                .saturating_sub(compute + queued);
             let transfer = task.encode + round_trip + decode_began.elapsed();
             let mut state = self.state.lock();
             let stats = &mut state.stats;
@@ -358,7 +370,7 @@ impl Shared {
                 stats.failed += 1
             }
             stats.busy += compute;
-            stats.queue_wait += task.sent.saturating_duration_since(task.submitted);
+            stats.queue_wait += task.sent.saturating_duration_since(task.submitted) + queued;
             stats.transfer += transfer;
             let nanos = compute.as_nanos() as f64;
             state.task_nanos = Some(

@@ -60,8 +60,13 @@ pub(crate) enum FromRank {
     Opened { session: u64, threads: u32 },
     /// The rank could not start serving (its local process pool failed to start).
     OpenFailed { session: u64, message: String },
-    /// A task ran; the payload holds one `Result<R, RemoteFailure>` per item.
-    Done { id: u64, compute_ns: u64 },
+    /// A task ran; the payload holds one `Result<R, RemoteFailure>` per item. `queued_ns` is
+    /// how long it waited on the rank for a free task thread.
+    Done {
+        id: u64,
+        compute_ns: u64,
+        queued_ns: u64,
+    },
     /// A task failed as a whole.
     Failed { id: u64, failure: TaskFailure },
     /// The rank stopped serving the pool.
@@ -292,9 +297,10 @@ impl<T> Mailbox<T> {
 }
 
 /// How long a loop that found nothing to do spins before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
-/// The first sleep after spinning; later ones double up to the cap.
-const FIRST_SLEEP: Duration = Duration::from_micros(10);
+const SPIN: Duration = Duration::from_micros(20);
+/// The first sleep after spinning; later ones double up to the cap. Shorter sleeps gain
+/// nothing: waking a thread costs some tens of microseconds on a virtual machine.
+const FIRST_SLEEP: Duration = Duration::from_micros(50);
 /// The default cap of the sleeps: an idle rank wakes about a thousand times a second.
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(1);
 
@@ -345,6 +351,7 @@ mod tests {
             &FromRank::Done {
                 id: 7,
                 compute_ns: 9,
+                queued_ns: 1,
             },
             1 << 20,
             |out| {
@@ -358,7 +365,8 @@ mod tests {
             header,
             FromRank::Done {
                 id: 7,
-                compute_ns: 9
+                compute_ns: 9,
+                queued_ns: 1
             }
         ));
         assert_eq!(payload, [1, 2, 3]);
@@ -401,13 +409,13 @@ mod tests {
 
     #[test]
     fn backoff_spins_then_sleeps_doubling_up_to_the_cap() {
-        let mut backoff = Backoff::new(Duration::from_micros(40));
+        let mut backoff = Backoff::new(Duration::from_micros(200));
         assert_eq!(backoff.next_wait(), Duration::ZERO);
         std::thread::sleep(SPIN);
         let waits: Vec<_> = (0..4).map(|_| backoff.next_wait()).collect();
         assert_eq!(
             waits,
-            [10, 20, 40, 40].map(Duration::from_micros),
+            [50, 100, 200, 200].map(Duration::from_micros),
             "doubling, capped"
         );
         backoff.reset();

@@ -27,6 +27,7 @@ struct RankTask {
     func: i64,
     message: Vec<u8>,
     payload_at: usize,
+    received: Instant,
 }
 
 /// What runs a pool's tasks on this rank.
@@ -80,6 +81,7 @@ pub(crate) fn serve(world: &World) -> ! {
                         trampoline,
                         func,
                         payload_at: message.len() - payload.len(),
+                        received: Instant::now(),
                         message,
                     };
                     match &local {
@@ -87,7 +89,7 @@ pub(crate) fn serve(world: &World) -> ! {
                         None => Some(reply(
                             task.id,
                             Err(TaskFailure::Other("no pool is open on this rank".into())),
-                            Duration::ZERO,
+                            [Duration::ZERO; 2],
                             usize::MAX,
                         )),
                     }
@@ -237,7 +239,7 @@ impl Local {
                 reply(
                     failed.0.id,
                     Err(TaskFailure::Other("task threads gone".into())),
-                    Duration::ZERO,
+                    [Duration::ZERO; 2],
                     max_frame,
                 )
             }),
@@ -253,7 +255,8 @@ impl Local {
                             Ok(Err(failure)) => Err(TaskFailure::Remote(failure.clone())),
                             Err(error) => Err(TaskFailure::from(error.clone())),
                         };
-                        replies.post(reply(id, outcome, started.elapsed(), max_frame));
+                        let timing = [started.elapsed(), Duration::ZERO];
+                        replies.post(reply(id, outcome, timing, max_frame));
                     });
                 None
             }
@@ -279,7 +282,8 @@ fn run(task: RankTask, max_frame: usize) -> Vec<u8> {
         ))
     });
     let outcome = outcome.map(|()| results).map_err(TaskFailure::Remote);
-    reply(task.id, outcome, started.elapsed(), max_frame)
+    let queued = started.saturating_duration_since(task.received);
+    reply(task.id, outcome, [started.elapsed(), queued], max_frame)
 }
 
 /// Runs in an isolated rank's worker process: the task's own trampoline over its payload.
@@ -291,17 +295,23 @@ fn relay((trampoline, func, payload): (i64, i64, Vec<u8>)) -> Result<Vec<u8>, Re
     trampoline(func, &payload, &mut results).map(|()| results)
 }
 
-/// The message reporting one task's outcome.
+/// The message reporting one task's outcome, `[compute, queued]` being how long it ran and
+/// how long it waited on this rank for a task thread.
 fn reply(
     id: u64,
     outcome: Result<Vec<u8>, TaskFailure>,
-    compute: Duration,
+    [compute, queued]: [Duration; 2],
     max_frame: usize,
 ) -> Vec<u8> {
-    let compute_ns = u64::try_from(compute.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    let done = FromRank::Done {
+        id,
+        compute_ns: nanos(compute),
+        queued_ns: nanos(queued),
+    };
     let failed = |failure| wire::message(&FromRank::Failed { id, failure });
     match outcome {
-        Ok(results) => wire::frame(&FromRank::Done { id, compute_ns }, max_frame, |out| {
+        Ok(results) => wire::frame(&done, max_frame, |out| {
             out.extend_from_slice(&results);
             Ok(())
         })

@@ -67,6 +67,13 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 ///   [`worker_args(["--exact", "that_test", "--nocapture"])`](ProcessPoolBuilder::worker_args):
 ///   each worker then re-runs the test binary filtered to that one test.
 ///
+/// # MPI
+///
+/// With the cargo feature `mpi`, `init` also recognises a launch by `mpirun` or `srun`: it
+/// initialises MPI, returns on rank 0, and turns every other rank into a worker of
+/// `MpiPool`, which exits once rank 0 drops its pool or exits. Outside such a launch it
+/// touches no MPI at all.
+///
 /// A process started as a worker whose `main` never hands over to `init` runs as an ordinary
 /// program, but any `ProcessPool` it builds fails with [`Error::Handshake`] instead of starting
 /// workers of its own, so the mistake cannot multiply into a storm of processes; the parent's
