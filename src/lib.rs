@@ -66,6 +66,8 @@
 //!                   counters, scopes, map chunks
 //!   process/        worker processes: builder, job, dispatch, schedule (pure state),
 //!                   supervisor, launch, spawn, worker, protocol, code
+//!   mpi/            (feature mpi) MpiPool over MPI ranks: launch, wire, link (rank 0's MPI
+//!                   thread), session (dispatch), job, worker (the other ranks), calibrate
 //!   planner/        Planner, Plan, calibration, pilot, the cost model, laws, report, run
 //!   unwind.rs       panic capture: payload to message, location hook (installed once)
 //!   error.rs        Error, WorkerExit
@@ -80,8 +82,8 @@
 //! thread pool's chunk overhead is a builder option
 //! ([`ThreadPoolBuilder::chunk_overhead`]), a process pool measures its own. Each folder has a
 //! `README.md` with its design notes: the park/wake protocol and lock order of the thread pool,
-//! the frame format and protocol of the process pool, the planner's cost model, the map's
-//! in-place output.
+//! the frame format and protocol of the process pool, the MPI pool's messages, back-off and
+//! shutdown, the planner's cost model, the map's in-place output.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
