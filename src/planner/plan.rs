@@ -226,7 +226,7 @@ impl Plan {
             efficiency: decision.efficiency,
             threshold: options.threshold,
             curve: Vec::new(),
-            limit: limit_of(&decision, &workload, &machine),
+            limit: limit_of(&decision, &workload, &chosen.machine(&machine)),
             serial_share: share(workload.serial, secs(decision.serial_time)),
             amdahl_bound: 1.0 / share(workload.serial, secs(decision.serial_time)),
             largest_share: share(workload.largest_item, workload.total_work()),

@@ -203,8 +203,16 @@ fn a_second_open_pool_is_refused(_: &MpiPool) -> Result<(), String> {
     }
 }
 
-fn the_planner_offers_mpi(_: &MpiPool) -> Result<(), String> {
-    let calibration = parexec::planner::Calibration::get().map_err(|e| e.to_string())?;
+fn the_planner_offers_mpi(pool: &MpiPool) -> Result<(), String> {
+    let costs = parexec::planner::Calibration::mpi_pool().map_err(|e| e.to_string())?;
+    check(
+        costs.kind == ExecutorKind::Mpi
+            && costs.cluster == Some((pool.workers(), 1))
+            && costs.chunk_overhead > Duration::ZERO
+            && costs.startup_per_worker > Duration::ZERO
+            && costs.transfer_ns_per_byte > 0.0,
+        || format!("{costs:?}"),
+    )?;
     let plan = Planner::new()
         .profile(parexec::planner::WorkloadProfile::uniform(
             100_000,
@@ -214,8 +222,15 @@ fn the_planner_offers_mpi(_: &MpiPool) -> Result<(), String> {
         .plan()
         .map_err(|e| e.to_string())?;
     let report = plan.to_string();
+    println!(
+        "{}",
+        report
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
     check(plan.kind == ExecutorKind::Mpi && plan.parallel, || {
-        format!("{calibration:?}\n{report}")
+        format!("{costs:?}\n{report}")
     })?;
     check(report.contains("MPI job's"), || {
         format!("no MPI curve note in\n{report}")
