@@ -179,7 +179,12 @@ impl Linker {
                 return;
             }
             if active {
-                self.backoff.reset();
+                match &self.session {
+                    Some(session) if self.pending.is_none() && session.long_tasks() => {
+                        self.backoff.relax()
+                    }
+                    _ => self.backoff.reset(),
+                }
                 continue;
             }
             if !self.expecting() {

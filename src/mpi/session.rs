@@ -29,6 +29,8 @@ use crate::{Error, Future, Payload, Stats};
 /// in a back-off sleep of up to a millisecond.
 const ROUND_TRIP_NANOS: f64 = 2_000_000.0;
 const WINDOW_PER_THREAD: (f64, f64) = (2.0, 64.0);
+/// Tasks at least this long (4 times the default back-off cap) are polled for at the cap.
+const LONG_TASK_NANOS: f64 = 4_000_000.0;
 /// Per-chunk overhead assumed for `map` before one is measured.
 const INITIAL_OVERHEAD_NANOS: f64 = 30_000.0;
 
@@ -146,6 +148,15 @@ impl Shared {
 
     pub(crate) fn chunk_overhead(&self) -> Duration {
         Duration::from_nanos(self.state.lock().overhead_nanos as u64)
+    }
+
+    /// Whether tasks run so long that the in-flight window covers the longest back-off
+    /// sleep many times over: results then need no eager polling.
+    pub(crate) fn long_tasks(&self) -> bool {
+        self.state
+            .lock()
+            .task_nanos
+            .is_some_and(|nanos| nanos >= LONG_TASK_NANOS)
     }
 
     /// Whether results are still to come.

@@ -42,6 +42,7 @@ enum Runner {
 /// The pool being served: its runner, and where finished tasks' replies go.
 struct Local {
     runner: Runner,
+    threads: usize,
     replies: Mailbox<Vec<u8>>,
     max_frame: usize,
 }
@@ -62,6 +63,8 @@ pub(crate) fn serve(world: &World) -> ! {
     let (replies, finished) = Mailbox::new(std::thread::current());
     let mut local: Option<Local> = None;
     let mut backoff = Backoff::new(wire::DEFAULT_MAX_BACKOFF);
+    // Tasks handed to the runner whose results have not left yet.
+    let mut running = 0_usize;
     let root = comm.process_at_rank(0);
     loop {
         let mut active = outbox.progress();
@@ -85,7 +88,11 @@ pub(crate) fn serve(world: &World) -> ! {
                         message,
                     };
                     match &local {
-                        Some(local) => local.run(task),
+                        Some(local) => {
+                            let refused = local.run(task);
+                            running += usize::from(refused.is_none());
+                            refused
+                        }
                         None => Some(reply(
                             task.id,
                             Err(TaskFailure::Other("no pool is open on this rank".into())),
@@ -105,6 +112,7 @@ pub(crate) fn serve(world: &World) -> ! {
                     _,
                 )) => {
                     close(local.take());
+                    running = 0;
                     backoff = Backoff::new(Duration::from_nanos(max_backoff_ns));
                     let threads = match threads {
                         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -143,10 +151,15 @@ pub(crate) fn serve(world: &World) -> ! {
         }
         while let Ok(result) = finished.try_recv() {
             outbox.send(&comm, 0, result);
+            running = running.saturating_sub(1);
             active = true;
         }
         if active {
-            backoff.reset();
+            // With a task queued behind every thread, the next one from rank 0 is not urgent.
+            match &local {
+                Some(local) if running > local.threads => backoff.relax(),
+                _ => backoff.reset(),
+            }
             continue;
         }
         match backoff.next_wait() {
@@ -225,6 +238,7 @@ impl Local {
         };
         Ok(Local {
             runner,
+            threads,
             replies: replies.clone(),
             max_frame,
         })

@@ -283,8 +283,15 @@ fn a_cluster_offers_its_workers_beyond_this_machine() {
     let p = WorkloadProfile::uniform(100_000, Duration::from_millis(2));
     let m = Machine::with_cores(2);
     let d = decide(&p, &m, &[threads(), mpi.clone()], &Options::default());
-    assert_eq!((d.best.kind, d.best.workers), (ExecutorKind::Mpi, 16), "{d:?}");
-    assert!(d.parallel && d.efficiency > 0.9 && d.speedup > 14.0, "{d:?}");
+    assert_eq!(
+        (d.best.kind, d.best.workers),
+        (ExecutorKind::Mpi, 16),
+        "{d:?}"
+    );
+    assert!(
+        d.parallel && d.efficiency > 0.9 && d.speedup > 14.0,
+        "{d:?}"
+    );
     // Without the cluster, the same costs are bound to this machine's cores.
     mpi.cluster = None;
     let local = decide(&p, &m, &[mpi], &Options::default());
