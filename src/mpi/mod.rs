@@ -6,15 +6,14 @@
 //!   exit.
 //! * [`wire`]: the messages, non-blocking sends, and the polling back-off.
 //! * [`link`]: rank 0's one MPI thread.
-//! * [`session`]: rank 0's side of an open pool: dispatch, windows, statistics.
-//! * [`job`]: how a result settles its future.
+//! * [`session`]: rank 0's side of an open pool: dispatch, windows, statistics; results
+//!   settle their futures as on the process pool (`process::job`).
 //! * [`worker`]: the loop every other rank runs.
 //!
 //! The README beside this file explains the protocol, the back-off and the shutdown.
 
 mod builder;
 mod calibrate;
-mod job;
 mod launch;
 mod link;
 mod session;

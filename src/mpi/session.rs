@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::MpiRank;
-use super::job::{Batch, Job, Single};
 use super::link::{Command, Link};
 use super::wire::{self, FromRank, Origin, ToRank};
 use crate::future::promise;
 use crate::map::Chunk;
 use crate::process::code;
-use crate::process::job::{guarded, merge};
+use crate::process::job::{Batch, EncodedChunk, Job, Single, encode_chunk, guarded, merge};
 use crate::{Error, Future, Payload, Stats};
 
 /// A round trip to a busy rank that the in-flight window has to cover: both ends may be
@@ -217,35 +216,11 @@ impl Shared {
     ) -> Future<Chunk<R>> {
         let began = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let whole = self.frame::<A, R>(id, f, |out| {
-            guarded("encode the argument", || {
-                postcard::to_io(&items, out).map(drop)
-            })
-        });
-        let (sent, rejected, encoded) = match whole {
-            Ok(message) => (items.len(), Vec::new(), Ok(message)),
-            // Only when some item does not serialize: leave it out, fail it alone.
-            Err(_) => {
-                let (good, rejected): (Vec<_>, Vec<_>) = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        guarded("encode the argument", || postcard::to_stdvec(item))
-                            .map_err(|e| (i, e))
-                    })
-                    .partition(Result::is_ok);
-                let good: Vec<Vec<u8>> = good.into_iter().flatten().collect();
-                let rejected = rejected.into_iter().filter_map(Result::err).collect();
-                let encoded = self.frame::<A, R>(id, f, |out| {
-                    guarded("encode the chunk length", || {
-                        postcard::to_io(&good.len(), &mut *out)
-                    })?;
-                    good.iter().for_each(|bytes| out.extend_from_slice(bytes));
-                    Ok(())
-                });
-                (good.len(), rejected, encoded)
-            }
-        };
+        let EncodedChunk {
+            frame: encoded,
+            sent,
+            rejected,
+        } = encode_chunk(&items, |payload| self.frame::<A, R>(id, f, payload));
         let (promise, future) = promise();
         if sent == 0 && encoded.is_ok() {
             let mut state = self.state.lock();
@@ -290,7 +265,7 @@ impl Shared {
             Err(error) => {
                 state.stats.failed += 1;
                 drop(state);
-                return job.finish(Err(error), &self.origins[0], Duration::ZERO, &mut drop);
+                return job.finish(Err(error), Duration::ZERO, &Error::from, &mut drop);
             }
         };
         let task = Task {
@@ -391,8 +366,9 @@ impl Shared {
             );
             state.overhead_nanos = 0.8 * state.overhead_nanos + 0.2 * transfer.as_nanos() as f64;
         };
-        task.job
-            .finish(reply, &self.origins[slot], compute, &mut record);
+        let origin = &self.origins[slot];
+        let failure = |failure| origin.item_error(failure);
+        task.job.finish(reply, compute, &failure, &mut record);
         let mut state = self.state.lock();
         let mut cancelled = Vec::new();
         while state.in_flight[slot].len() < self.window(&state, slot) {
@@ -429,8 +405,8 @@ impl Shared {
         for task in failed {
             task.job.finish(
                 Err(Error::Shutdown),
-                &self.origins[0],
                 Duration::ZERO,
+                &Error::from,
                 &mut drop,
             );
         }
