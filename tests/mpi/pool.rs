@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use parexec::{Error, Executor, ExecutorKind, MpiPool, Planner, ReturnWhen, as_completed, wait};
+use parexec::{
+    Error, Executor, ExecutorKind, MpiPool, Planner, ReturnWhen, WorkerExit, as_completed, wait,
+};
 
 type Check = (&'static str, fn(&MpiPool) -> Result<(), String>);
 
@@ -68,6 +70,16 @@ fn sleep_ms(ms: u64) -> u64 {
 
 fn abort(_: ()) {
     std::process::abort()
+}
+
+fn segfault(_: ()) {
+    // SAFETY: changing a signal disposition and raising a signal have no memory effects.
+    // Rust's own SIGSEGV handler (for stack overflows) would return from a raised signal, so
+    // restore the default action first; then the signal ends the process as a real fault does.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
 }
 
 fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -291,9 +303,21 @@ fn isolation() -> Result<(), String> {
         .keep_workers()
         .build()
         .map_err(|e| e.to_string())?;
-    match pool.submit(abort, ()).result() {
-        Err(Error::WorkerDied { .. }) => {}
-        other => return Err(format!("abort: expected WorkerDied, got {other:?}")),
+    for (name, task, signal) in [
+        ("abort", abort as fn(()), libc::SIGABRT),
+        ("segfault", segfault, libc::SIGSEGV),
+    ] {
+        match pool.submit(task, ()).result() {
+            Err(Error::WorkerDied {
+                exit: WorkerExit::Signal(s),
+                ..
+            }) if s == signal => {}
+            other => {
+                return Err(format!(
+                    "{name}: expected WorkerDied by signal {signal}, got {other:?}"
+                ));
+            }
+        }
     }
     match pool.submit(sleep_ms, 60_000).result() {
         Err(Error::Timeout) => {}
