@@ -149,7 +149,7 @@ impl Linker {
             stopped: false,
             byes: 0,
             exits: Vec::new(),
-            backoff: Backoff::new(wire::DEFAULT_MAX_BACKOFF),
+            backoff: Backoff::new(wire::RESULT_BACKOFF),
         }
     }
 
@@ -181,7 +181,7 @@ impl Linker {
             if active {
                 match &self.session {
                     Some(session) if self.pending.is_none() && session.long_tasks() => {
-                        self.backoff.relax()
+                        self.backoff.relax(wire::DEFAULT_MAX_BACKOFF)
                     }
                     _ => self.backoff.reset(),
                 }

@@ -303,6 +303,9 @@ const SPIN: Duration = Duration::from_micros(20);
 const FIRST_SLEEP: Duration = Duration::from_micros(50);
 /// The default cap of the sleeps: an idle rank wakes about a thousand times a second.
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(1);
+/// The cap of rank 0 while results of short tasks are due: rank 0 is not idle then, and
+/// every sleep is latency added to each task's round trip.
+pub(crate) const RESULT_BACKOFF: Duration = Duration::from_micros(250);
 
 /// Polling with back-off: spin briefly (a reply often follows within microseconds), then
 /// sleep for doubling intervals up to a cap, so an idle rank costs a few percent of a core
@@ -334,12 +337,12 @@ impl Backoff {
     }
 
     /// Something happened, but the next message is not urgent (a busy rank has queued
-    /// tasks; rank 0's tasks run longer than the cap, which the in-flight window covers):
-    /// poll at the cap at once. Each short sleep costs a wake-up, some tens of microseconds
-    /// of CPU that would otherwise go to the tasks.
-    pub(crate) fn relax(&mut self) {
+    /// tasks; rank 0's tasks run so long that the in-flight window covers the wait): poll
+    /// every `nap` from now on, without spinning or ramping up. Each short sleep costs a
+    /// wake-up, some tens of microseconds of CPU that would otherwise go to the tasks.
+    pub(crate) fn relax(&mut self, nap: Duration) {
         self.idle_since = None;
-        self.sleep = self.max;
+        self.sleep = nap;
         self.relaxed = true;
     }
 
@@ -350,7 +353,9 @@ impl Backoff {
             return Duration::ZERO;
         }
         let wait = self.sleep;
-        self.sleep = (self.sleep * 2).min(self.max);
+        if !self.relaxed {
+            self.sleep = (self.sleep * 2).min(self.max);
+        }
         wait
     }
 }
@@ -434,11 +439,8 @@ mod tests {
         );
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::ZERO);
-        backoff.relax();
-        assert_eq!(
-            backoff.next_wait(),
-            Duration::from_micros(200),
-            "no spin, at the cap"
-        );
+        backoff.relax(Duration::from_millis(1));
+        let relaxed = [backoff.next_wait(), backoff.next_wait()];
+        assert_eq!(relaxed, [Duration::from_millis(1); 2], "no spin, no ramp");
     }
 }

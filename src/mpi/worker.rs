@@ -62,7 +62,8 @@ pub(crate) fn serve(world: &World) -> ! {
     outbox.send(&comm, 0, wire::message(&hello));
     let (replies, finished) = Mailbox::new(std::thread::current());
     let mut local: Option<Local> = None;
-    let mut backoff = Backoff::new(wire::DEFAULT_MAX_BACKOFF);
+    let mut max_backoff = wire::DEFAULT_MAX_BACKOFF;
+    let mut backoff = Backoff::new(max_backoff);
     // Tasks handed to the runner whose results have not left yet.
     let mut running = 0_usize;
     let root = comm.process_at_rank(0);
@@ -113,7 +114,8 @@ pub(crate) fn serve(world: &World) -> ! {
                 )) => {
                     close(local.take());
                     running = 0;
-                    backoff = Backoff::new(Duration::from_nanos(max_backoff_ns));
+                    max_backoff = Duration::from_nanos(max_backoff_ns);
+                    backoff = Backoff::new(max_backoff);
                     let threads = match threads {
                         0 => std::thread::available_parallelism().map_or(1, usize::from),
                         n => n as usize,
@@ -157,7 +159,7 @@ pub(crate) fn serve(world: &World) -> ! {
         if active {
             // With a task queued behind every thread, the next one from rank 0 is not urgent.
             match &local {
-                Some(local) if running > local.threads => backoff.relax(),
+                Some(local) if running > local.threads => backoff.relax(max_backoff),
                 _ => backoff.reset(),
             }
             continue;
