@@ -301,6 +301,8 @@ const SPIN: Duration = Duration::from_micros(20);
 /// The first sleep after spinning; later ones double up to the cap. Shorter sleeps gain
 /// nothing: waking a thread costs some tens of microseconds on a virtual machine.
 const FIRST_SLEEP: Duration = Duration::from_micros(50);
+/// How long after the last activity the sleeps stay at their shortest.
+const HOLD: Duration = Duration::from_millis(2);
 /// The default cap of the sleeps: an idle rank wakes about a thousand times a second.
 pub(crate) const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(1);
 /// The cap of rank 0 while results of short tasks are due: rank 0 is not idle then, and
@@ -353,7 +355,9 @@ impl Backoff {
             return Duration::ZERO;
         }
         let wait = self.sleep;
-        if !self.relaxed {
+        // Replies to a message usually come within a couple of milliseconds (a round trip
+        // through the other side's back-off): short sleeps until then, doubling after.
+        if !self.relaxed && since.elapsed() >= HOLD {
             self.sleep = (self.sleep * 2).min(self.max);
         }
         wait
@@ -431,12 +435,25 @@ mod tests {
         let mut backoff = Backoff::new(Duration::from_micros(200));
         assert_eq!(backoff.next_wait(), Duration::ZERO);
         std::thread::sleep(SPIN);
-        let waits: Vec<_> = (0..4).map(|_| backoff.next_wait()).collect();
         assert_eq!(
-            waits,
-            [50, 100, 200, 200].map(Duration::from_micros),
-            "doubling, capped"
+            backoff.next_wait(),
+            FIRST_SLEEP,
+            "short sleeps while a reply is likely"
         );
+        std::thread::sleep(HOLD);
+        let waits: Vec<_> = (0..4).map(|_| backoff.next_wait()).collect();
+        // The first may already have doubled if this thread stalled past the hold.
+        assert!(
+            [FIRST_SLEEP, 2 * FIRST_SLEEP].contains(&waits[0]),
+            "{waits:?}"
+        );
+        assert!(
+            waits
+                .windows(2)
+                .all(|w| w[1] == (2 * w[0]).min(Duration::from_micros(200))),
+            "doubling, capped: {waits:?}"
+        );
+        assert_eq!(waits[3], Duration::from_micros(200));
         backoff.reset();
         assert_eq!(backoff.next_wait(), Duration::ZERO);
         backoff.relax(Duration::from_millis(1));
