@@ -53,10 +53,19 @@ impl Default for Planner<'_> {
             profile: None,
             machine: None,
             serial: Duration::ZERO,
-            kinds: vec![ExecutorKind::Threads],
+            kinds: default_kinds(),
             options: Options::default(),
         }
     }
+}
+
+/// Threads, and the worker ranks when this process is rank 0 of an MPI job that has some.
+fn default_kinds() -> Vec<ExecutorKind> {
+    #[cfg(feature = "mpi")]
+    if crate::mpi::has_workers() {
+        return vec![ExecutorKind::Threads, ExecutorKind::Mpi];
+    }
+    vec![ExecutorKind::Threads]
 }
 
 impl fmt::Debug for Planner<'_> {
@@ -326,7 +335,7 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|&kind| calibration.costs(kind))
             .collect::<Result<Vec<_>, Error>>()?;
-        let payloads = self.kinds.contains(&ExecutorKind::Processes);
+        let payloads = self.kinds.iter().any(|&k| k != ExecutorKind::Threads);
         let mut workload = match (self.pilot, self.profile) {
             (Some(pilot), _) => pilot(payloads)?,
             (None, Some(profile)) => profile,

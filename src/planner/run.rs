@@ -56,6 +56,15 @@ impl Plan {
             ExecutorKind::Processes => started(&self.processes, || ProcessPool::new(self.workers))?
                 .map(f, items)
                 .with_plan(self),
+            #[cfg(feature = "mpi")]
+            ExecutorKind::Mpi => started(&self.mpi, || {
+                // The job's ranks are what they are; other pools may follow this one.
+                crate::MpiPool::builder().keep_workers().build()
+            })?
+            .map(f, items)
+            .with_plan(self),
+            #[cfg(not(feature = "mpi"))]
+            ExecutorKind::Mpi => return Err(super::calibration::without_mpi()),
         })
     }
 }
