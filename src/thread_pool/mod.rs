@@ -237,6 +237,10 @@ impl ThreadPool {
     /// Like [`shutdown`](ThreadPool::shutdown), but cancels every task that has not started;
     /// their futures resolve to [`Error::Cancelled`]. Running tasks finish.
     ///
+    /// A [`map`](ThreadPool::map) being consumed meanwhile, on any thread, still yields every
+    /// item once: its value if its chunk ran, [`Error::Cancelled`] if the chunk was queued, and
+    /// [`Error::Shutdown`] if the map had not dispatched it yet.
+    ///
     /// ```
     /// let pool = parexec::ThreadPool::new(1)?;
     /// let (release, gate) = std::sync::mpsc::channel::<()>();
