@@ -145,3 +145,78 @@ fn collect_vec_returns_after_shutdown_cancel() {
         outcome.map(|v| v.len())
     );
 }
+
+/// Submits `n` tasks returning their index.
+fn queue_numbered(pool: &ThreadPool, n: usize) -> Vec<parexec::Future<usize>> {
+    (0..n).map(|i| pool.submit(move || i)).collect()
+}
+
+/// Every future resolves (within the liveness bound) to its index: queued work ran.
+fn assert_all_ran(queued: Vec<parexec::Future<usize>>) {
+    for (i, mut future) in queued.into_iter().enumerate() {
+        assert_eq!(
+            future.result_timeout(LIVENESS).unwrap(),
+            i,
+            "queued task {i}"
+        );
+    }
+}
+
+#[test]
+fn shutdown_from_a_task_runs_the_queue() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let (release, gate) = mpsc::channel::<()>();
+    let inside = Arc::clone(&pool);
+    let mut caller = pool.submit(move || {
+        gate.recv().unwrap();
+        inside.shutdown();
+        matches!(inside.submit(|| ()).result(), Err(Error::Shutdown))
+    });
+    let queued = queue_numbered(&pool, 4);
+    release.send(()).unwrap();
+    assert!(
+        caller.result_timeout(LIVENESS).unwrap(),
+        "refuses tasks at once"
+    );
+    assert_all_ran(queued);
+    finishes("shutdown outside after shutdown inside", move || {
+        pool.shutdown()
+    });
+}
+
+#[test]
+fn dropping_the_last_handle_in_a_task_runs_the_queue() {
+    let pool = Arc::new(ThreadPool::new(1).unwrap());
+    let (release, gate) = mpsc::channel::<()>();
+    let last = Arc::clone(&pool);
+    let mut dropper = pool.submit(move || {
+        gate.recv().unwrap();
+        drop(last);
+    });
+    let queued = queue_numbered(&pool, 4);
+    drop(pool);
+    release.send(()).unwrap();
+    dropper.result_timeout(LIVENESS).unwrap();
+    assert_all_ran(queued);
+}
+
+#[test]
+fn tasks_on_every_worker_shutting_down_at_once_run_the_queue() {
+    const WORKERS: usize = 2;
+    let pool = Arc::new(ThreadPool::new(WORKERS).unwrap());
+    let all_running = Arc::new(std::sync::Barrier::new(WORKERS));
+    let callers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (pool, all_running) = (Arc::clone(&pool), Arc::clone(&all_running));
+            pool.clone().submit(move || {
+                all_running.wait();
+                pool.shutdown();
+            })
+        })
+        .collect();
+    let queued = queue_numbered(&pool, 8);
+    for mut caller in callers {
+        caller.result_timeout(LIVENESS).unwrap();
+    }
+    assert_all_ran(queued);
+}
