@@ -2,33 +2,33 @@
 //! state machine, the thread pool's park/wake protocol, and (through the future) the in-place
 //! output's hand-off.
 //!
-//! A normal build re-exports `parking_lot` and `std` types, so this module costs nothing. A
-//! build with `--cfg loom` swaps in thin wrappers over `loom`'s types with the same API, so the
-//! loom models in `crate::loom` run the crate's real code under the model checker (see
-//! `.ci/loom`).
+//! A normal build re-exports `parking_lot` and `std` types, so this module costs nothing. The
+//! crate's unit tests built with `--cfg loom` swap in thin wrappers over `loom`'s types (a
+//! dev-dependency) with the same API, so the loom models (the `loom` modules beside the code
+//! they check) run the crate's real code under the model checker; see `.ci/loom`.
 
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, fence};
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 pub(crate) use std::thread::ThreadId;
 
 /// The id of the calling thread.
-#[cfg(not(loom))]
+#[cfg(not(all(loom, test)))]
 pub(crate) fn current_thread_id() -> ThreadId {
     std::thread::current().id()
 }
 
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 pub(crate) use self::model::{Condvar, Mutex, MutexGuard, current_thread_id};
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, fence};
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 pub(crate) use loom::thread::ThreadId;
 
 /// `parking_lot`'s API over `loom`'s primitives.
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 mod model {
     use std::ops::{Deref, DerefMut};
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -34,6 +34,8 @@
 //! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
 //! future's state, which saves an allocation per task. Either way the stages are the same.
 
+#[cfg(all(test, loom))]
+mod loom;
 mod state;
 #[cfg(test)]
 mod test;

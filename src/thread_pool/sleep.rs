@@ -67,3 +67,6 @@ impl Sleep {
         self.sleepers.fetch_sub(woken, Ordering::SeqCst);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;
