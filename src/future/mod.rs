@@ -30,6 +30,10 @@
 //! * A future without callbacks goes straight from resolution to `Done` under one lock, so the
 //!   callbacks cost nothing to tasks that have none.
 //!
+//! loom checks these stages (`loom.rs`, run by `.ci/loom`): start racing cancel, resolution
+//! racing a callback being added, abandonment, a waiter or a poll racing resolution, and a
+//! callback that uses its own future while another thread does.
+//!
 //! The shared state lives alone (a [`Promise`] and its `Future`) or embedded in the allocation
 //! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
 //! future's state, which saves an allocation per task. Either way the stages are the same.
