@@ -204,7 +204,8 @@ fn dropping_the_last_handle_in_a_task_runs_the_queue() {
 fn tasks_on_every_worker_shutting_down_at_once_run_the_queue() {
     const WORKERS: usize = 2;
     let pool = Arc::new(ThreadPool::new(WORKERS).unwrap());
-    let all_running = Arc::new(std::sync::Barrier::new(WORKERS));
+    // The callers wait for each other and for the queue to be filled.
+    let all_running = Arc::new(std::sync::Barrier::new(WORKERS + 1));
     let callers: Vec<_> = (0..WORKERS)
         .map(|_| {
             let (pool, all_running) = (Arc::clone(&pool), Arc::clone(&all_running));
@@ -215,6 +216,7 @@ fn tasks_on_every_worker_shutting_down_at_once_run_the_queue() {
         })
         .collect();
     let queued = queue_numbered(&pool, 8);
+    all_running.wait();
     for mut caller in callers {
         caller.result_timeout(LIVENESS).unwrap();
     }
