@@ -116,6 +116,7 @@ pub mod planner;
 mod process;
 mod progress;
 mod stream;
+mod sync;
 mod thread_pool;
 mod unwind;
 

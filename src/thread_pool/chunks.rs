@@ -8,9 +8,35 @@ use parking_lot::Mutex;
 
 use super::ThreadPool;
 use super::counters::WorkerCounters;
-use super::job::{self, Job};
+use super::job::{self, Job, JobFor};
 use crate::future::promise;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
+
+/// A chunk's job, shared by the queue and the map's consumer: whoever takes it out first runs
+/// it.
+type Slot = Arc<Mutex<Option<JobFor<'static>>>>;
+
+/// The queue's hold on a chunk's slot. Dropped unrun (a cancelling shutdown drains the queue,
+/// or a push after the workers exited), it empties the slot, so the chunk's promise resolves
+/// its future as cancelled even while the consumer still holds the slot to run it itself.
+struct Queued(Option<Slot>);
+
+impl Queued {
+    fn run(mut self, counters: &WorkerCounters) {
+        if let Some(job) = self.0.take().and_then(|slot| slot.lock().take()) {
+            job(counters);
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        // The job is dropped after the slot's lock is released: dropping it resolves the
+        // chunk's future, which runs its done-callbacks.
+        let unrun = self.0.take().and_then(|slot| slot.lock().take());
+        drop(unrun);
+    }
+}
 
 /// Sends map chunks to the pool as jobs that share one `f`.
 pub(super) struct ThreadChunks<'p, F> {
@@ -35,22 +61,21 @@ impl<F> ThreadChunks<'_, F> {
         let (promise, future) = promise();
         // Whoever takes the job out of the slot first runs it: a worker, or the consumer.
         let enqueued = registry.admit();
-        let slot = Arc::new(Mutex::new(Some(job::boxed(
+        let slot: Slot = Arc::new(Mutex::new(Some(job::boxed(
             move || Ok(run(&f)),
             promise,
             enqueued,
         ))));
-        let queued = Arc::clone(&slot);
+        let queued = Queued(Some(Arc::clone(&slot)));
         registry.push(Job::Boxed(Box::new(move |counters: &WorkerCounters| {
-            if let Some(job) = queued.lock().take() {
-                job(counters);
-            }
+            queued.run(counters);
         })));
         let registry = Arc::clone(registry);
         Dispatched {
             future,
             run_here: Some(Box::new(move || {
-                if let Some(job) = slot.lock().take() {
+                let job = slot.lock().take();
+                if let Some(job) = job {
                     Job::Boxed(job).run_timed(registry.overflow_counters());
                 }
             })),

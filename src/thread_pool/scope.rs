@@ -18,10 +18,29 @@ pub(super) struct ScopeState {
     all_done: Condvar,
 }
 
-/// Counts a scoped task as finished when dropped, after the task and its captures are gone,
-/// whether the task ran or was discarded unrun.
+/// Counts a scoped task as finished when dropped; [`ScopedJob`] drops it only after the task
+/// and its captures are gone, whether the task ran or was discarded unrun.
 struct ScopeTicket {
     state: Arc<ScopeState>,
+}
+
+/// A scoped task as the queue holds it. The fields drop in declaration order, and that order
+/// is what makes the lifetime erasure in [`Scope::submit`] sound: the job (the user's closure
+/// with everything it captured, and the promise) is gone before the ticket lets the scope
+/// return, as in the standard library's scoped-thread packet.
+struct ScopedJob<'scope> {
+    job: JobFor<'scope>,
+    ticket: ScopeTicket,
+}
+
+impl ScopedJob<'_> {
+    fn run(self, counters: &WorkerCounters) {
+        let ScopedJob { job, ticket } = self;
+        // The call consumes the job: its captures are dropped inside it, whether it returns
+        // or unwinds, so `ticket` (dropped here or while unwinding this frame) comes last.
+        job(counters);
+        drop(ticket);
+    }
 }
 
 impl Drop for ScopeTicket {
@@ -93,16 +112,28 @@ impl<'scope> Scope<'scope, '_> {
             state: Arc::clone(&self.state),
         };
         let (promise, future) = promise();
-        let scoped = job::boxed(move || Ok(task()), promise, registry.admit());
-        let with_ticket: JobFor<'scope> = Box::new(move |counters: &WorkerCounters| {
-            scoped(counters);
-            drop(ticket);
-        });
-        // SAFETY: the job borrows data that lives for 'scope. `ThreadPool::scope` does not
-        // return (not even by unwinding: the body runs under `catch_unwind`) before
-        // `wait_all` has seen every `ScopeTicket` dropped, and a ticket is dropped only after
-        // the job that owns it has been consumed or dropped, together with everything it
-        // captured. So no job outlives 'scope, and extending its lifetime to 'static for the
+        let scoped = ScopedJob {
+            job: job::boxed(move || Ok(task()), promise, registry.admit()),
+            ticket,
+        };
+        // Captures `scoped` whole (it is used by value), so dropping this closure unrun drops
+        // the `ScopedJob`, fields in declaration order.
+        let with_ticket: JobFor<'scope> =
+            Box::new(move |counters: &WorkerCounters| scoped.run(counters));
+        // SAFETY: the job borrows data that lives for 'scope, so nothing of it (the user's
+        // closure, its captures, the promise) may be used or dropped once `ThreadPool::scope`
+        // has returned. `scope` does not return, not even by unwinding (the body runs under
+        // `catch_unwind`), before `wait_all` has seen every `ScopeTicket` dropped, and a
+        // `ScopedJob` drops its ticket only after its job is gone, on every path:
+        // * run: `ScopedJob::run` consumes the job by calling it (`run_task` catches a panic
+        //   of the task, which drops the task's captures inside the call) and then drops the
+        //   ticket;
+        // * a panic escaping the job itself: the call consumed the job, so unwinding drops
+        //   its captures inside the call, before it reaches `run`'s frame and the ticket;
+        // * never run (`shutdown_cancel`, or a push after the workers exited, drains the
+        //   queue): dropping this closure drops its one capture, the `ScopedJob`, whose fields
+        //   drop in declaration order, the job before the ticket.
+        // So no part of the job outlives 'scope, and extending its lifetime to 'static for the
         // queue is never observable. Only the lifetime changes; the layout is identical.
         let job = unsafe { std::mem::transmute::<JobFor<'scope>, JobFor<'static>>(with_ticket) };
         registry.push(Job::Boxed(job));
@@ -127,3 +158,6 @@ impl fmt::Debug for Scope<'_, '_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod test;
