@@ -17,6 +17,10 @@ pub enum ExecutorChoice {
     Threads,
     /// Worker processes running this executable (crash isolation).
     Processes,
+    /// The other ranks of the MPI job this program was started in by mpirun or srun (a build
+    /// with `--features mpi`).
+    #[cfg(feature = "mpi")]
+    Mpi,
 }
 
 impl ExecutorChoice {
@@ -26,6 +30,8 @@ impl ExecutorChoice {
             ExecutorChoice::Auto => vec![ExecutorKind::Threads, ExecutorKind::Processes],
             ExecutorChoice::Threads => vec![ExecutorKind::Threads],
             ExecutorChoice::Processes => vec![ExecutorKind::Processes],
+            #[cfg(feature = "mpi")]
+            ExecutorChoice::Mpi => vec![ExecutorKind::Mpi],
         }
     }
 }
