@@ -119,7 +119,7 @@ pub use crate::cores::Cores;
 pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
-pub use crate::map::{Map, MapUnordered};
+pub use crate::map::{Map, MapSettings, MapUnordered};
 pub use crate::planner::{Plan, Planner};
 pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
 pub use crate::stream::Streaming;

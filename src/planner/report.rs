@@ -72,7 +72,7 @@ impl Plan {
         let configuration = format!(
             "{} x{}, chunksize {} (≈ {} per chunk; overhead {})",
             self.kind,
-            self.workers,
+            self.parallel_workers,
             count(self.chunksize),
             duration(self.chunk_duration),
             percent(self.overhead_share),
@@ -118,7 +118,9 @@ impl Plan {
     /// The decision with its reason: speedup per core in use against the threshold, or what
     /// makes a pool slower than the calling thread.
     fn write_decision(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let in_use = self.workers.clamp(1, self.machine.usable_cores.max(1));
+        let in_use = self
+            .parallel_workers
+            .clamp(1, self.machine.usable_cores.max(1));
         if !self.parallel && self.speedup <= 1.0 {
             let reason = match self.limit {
                 Limit::Cores => self.cores_detail(),
@@ -153,7 +155,7 @@ impl Plan {
             self.efficiency,
             self.threshold,
         )?;
-        if self.workers > in_use {
+        if self.parallel_workers > in_use {
             write!(
                 f,
                 "; the threads wait {} of the time, so more threads than cores pay",
@@ -179,7 +181,7 @@ impl Plan {
     fn cores_detail(&self) -> String {
         let m = &self.machine;
         let usable = m.usable_cores.max(1);
-        let in_use = self.workers.clamp(1, usable);
+        let in_use = self.parallel_workers.clamp(1, usable);
         let capacity = m.capacity(in_use);
         if m.busy_elsewhere > 0.0 && m.free_cores < in_use as f64 {
             format!(

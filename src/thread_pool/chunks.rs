@@ -1,31 +1,59 @@
 //! A `map`'s chunks on the thread pool: one job per chunk, in a slot that a worker or the
-//! map's consumer empties, whichever comes first.
+//! map's consumer empties, whichever comes first. The same code serves a scoped map, whose
+//! chunks borrow the caller's stack: [`Enqueue`] is the one difference.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::ThreadPool;
 use super::counters::WorkerCounters;
-use super::job::{self, Job};
+use super::job::{self, Job, JobFor};
 use crate::future::promise;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
 
-/// Sends map chunks to the pool as jobs that share one `f`.
-pub(super) struct ThreadChunks<'p, F> {
+/// Where a chunk's job goes: the pool's queue for jobs that borrow nothing (`'job` is
+/// `'static`), or a [`Scope`](super::Scope) that waits for jobs borrowing its caller's stack.
+pub(super) trait Enqueue<'job> {
+    /// `job`, tied to whatever must wait for it to run or be dropped (a scope's ticket).
+    fn tie(&self, job: JobFor<'job>) -> JobFor<'job>;
+
+    /// Queues `job` on the pool.
+    ///
+    /// # Safety
+    ///
+    /// `job` must reach the data it borrows for `'job` only through jobs returned by
+    /// [`tie`](Enqueue::tie) on the same queue.
+    unsafe fn push(&self, job: JobFor<'job>);
+}
+
+impl Enqueue<'static> for ThreadPool {
+    fn tie(&self, job: JobFor<'static>) -> JobFor<'static> {
+        job
+    }
+
+    unsafe fn push(&self, job: JobFor<'static>) {
+        self.registry.push(Job::Boxed(job));
+    }
+}
+
+/// Sends map chunks to the pool as jobs that share one `f`, through `queue`.
+pub(super) struct ThreadChunks<'p, F, Q: ?Sized> {
     pub(super) pool: &'p ThreadPool,
+    pub(super) queue: &'p Q,
     pub(super) f: Arc<F>,
 }
 
-impl<F> ThreadChunks<'_, F> {
+impl<F, Q: ?Sized> ThreadChunks<'_, F, Q> {
     /// Queues `run(f)` as a chunk's job.
-    fn dispatch_with<R: Send + 'static>(
+    fn dispatch_with<'job, R: Send + 'job>(
         &self,
-        run: impl FnOnce(&F) -> Chunk<R> + Send + 'static,
-    ) -> Dispatched<R>
+        run: impl FnOnce(&F) -> Chunk<R> + Send + 'job,
+    ) -> Dispatched<'job, R>
     where
-        F: Send + Sync + 'static,
+        F: Send + Sync + 'job,
+        Q: Enqueue<'job>,
     {
         let registry = &self.pool.registry;
         if registry.is_shut_down() {
@@ -35,37 +63,49 @@ impl<F> ThreadChunks<'_, F> {
         let (promise, future) = promise();
         // Whoever takes the job out of the slot first runs it: a worker, or the consumer.
         let enqueued = registry.admit();
-        let slot = Arc::new(Mutex::new(Some(job::boxed(
-            move || Ok(run(&f)),
-            promise,
-            enqueued,
-        ))));
+        let job = self
+            .queue
+            .tie(job::boxed(move || Ok(run(&f)), promise, enqueued));
+        let slot = Arc::new(Mutex::new(Some(job)));
         let queued = Arc::clone(&slot);
-        registry.push(Job::Boxed(Box::new(move |counters: &WorkerCounters| {
+        let take_and_run: JobFor<'job> = Box::new(move |counters: &WorkerCounters| {
             if let Some(job) = queued.lock().take() {
                 job(counters);
             }
-        })));
+        });
+        // SAFETY: `take_and_run` reaches borrowed data only through the tied job in the slot;
+        // once the slot is empty it touches nothing but the slot's own allocation.
+        unsafe { self.queue.push(take_and_run) };
         let registry = Arc::clone(registry);
         Dispatched {
             future,
             run_here: Some(Box::new(move || {
                 if let Some(job) = slot.lock().take() {
-                    Job::Boxed(job).run_timed(registry.overflow_counters());
+                    let started = Instant::now();
+                    let counters = registry.overflow_counters();
+                    job(counters);
+                    counters.add_busy(started.elapsed());
                 }
             })),
         }
     }
 }
 
-impl<A, R, F> ChunkDispatch<A, R> for ThreadChunks<'_, F>
+// `'p` is what the map may borrow, `'job` what the jobs may: a scoped map's jobs borrow the
+// caller's stack, an ordinary map's nothing at all ('static), while the map borrows the pool.
+impl<'p, 'job: 'p, A, R, F, Q> ChunkDispatch<'p, A, R> for ThreadChunks<'_, F, Q>
 where
-    F: Fn(A) -> R + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    Q: Enqueue<'job> + ?Sized,
 {
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run(f, items))
+    }
+
+    fn run_inline(&self, items: Vec<A>) -> Chunk<R> {
+        Chunk::run(&*self.f, items)
     }
 
     fn workers(&self) -> usize {
@@ -76,18 +116,23 @@ where
         self.pool.chunk_overhead
     }
 
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+    fn in_place(&self) -> Option<&dyn DispatchInto<'p, A, R>> {
         Some(self)
     }
 }
 
-impl<A, R, F> DispatchInto<A, R> for ThreadChunks<'_, F>
+impl<'p, 'job: 'p, A, R, F, Q> DispatchInto<'p, A, R> for ThreadChunks<'_, F, Q>
 where
-    F: Fn(A) -> R + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    Q: Enqueue<'job> + ?Sized,
 {
-    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
+    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run_into(f, items, slots))
+    }
+
+    fn run_inline_into(&self, items: Vec<A>, slots: Slots<R>) -> Chunk<R> {
+        Chunk::run_into(&*self.f, items, slots)
     }
 }

@@ -153,6 +153,7 @@ impl ThreadPool {
             items.into_iter(),
             Box::new(ThreadChunks {
                 pool: self,
+                queue: self,
                 f: Arc::new(f),
             }),
         )
