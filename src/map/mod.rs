@@ -71,6 +71,12 @@ struct InFlight<'p, R> {
 /// * **Collecting everything.** [`collect_vec`](Map::collect_vec) gathers the whole map into a
 ///   `Vec` with the workers writing in place; much faster than item-by-item `collect` when
 ///   items are cheap.
+/// * **Borrowing.** [`Scope::map`](crate::Scope::map) makes the same iterator over a function
+///   and items that borrow the caller's stack.
+/// * **Planned.** [`with_plan`](Map::with_plan) applies a plan's chunk size, and runs a plan
+///   that stays serial on the consuming thread.
+/// * **Sendable.** A map is `Send` when its input and results are: another thread may
+///   consume it.
 ///
 /// ```
 /// use parexec::ThreadPool;
