@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::ThreadPool;
 use super::counters::WorkerCounters;
 use super::job::{self, Job, JobFor};
+use crate::Map;
 use crate::future::promise;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
 
@@ -39,13 +40,32 @@ impl Enqueue<'static> for ThreadPool {
 }
 
 /// Sends map chunks to the pool as jobs that share one `f`, through `queue`.
-pub(super) struct ThreadChunks<'p, F, Q: ?Sized> {
-    pub(super) pool: &'p ThreadPool,
-    pub(super) queue: &'p Q,
-    pub(super) f: Arc<F>,
+struct ThreadChunks<'p, F, Q> {
+    pool: &'p ThreadPool,
+    queue: &'p Q,
+    f: Arc<F>,
 }
 
-impl<F, Q: ?Sized> ThreadChunks<'_, F, Q> {
+/// A map of `f` over `items` on `pool`, its chunks queued through `queue`: the pool itself, or
+/// a scope.
+pub(super) fn map<'p, 'job: 'p, A, R, F, I, Q>(
+    pool: &'p ThreadPool,
+    queue: &'p Q,
+    f: F,
+    items: I,
+) -> Map<'p, I::IntoIter, R>
+where
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    I: IntoIterator<Item = A>,
+    Q: Enqueue<'job> + Sync,
+{
+    let f = Arc::new(f);
+    Map::new(items.into_iter(), Box::new(ThreadChunks { pool, queue, f }))
+}
+
+impl<F, Q> ThreadChunks<'_, F, Q> {
     /// Queues `run(f)` as a chunk's job.
     fn dispatch_with<'job, R: Send + 'job>(
         &self,
@@ -98,7 +118,7 @@ where
     F: Fn(A) -> R + Send + Sync + 'job,
     A: Send + 'job,
     R: Send + 'job,
-    Q: Enqueue<'job> + ?Sized,
+    Q: Enqueue<'job>,
 {
     fn dispatch(&self, items: Vec<A>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run(f, items))
@@ -126,7 +146,7 @@ where
     F: Fn(A) -> R + Send + Sync + 'job,
     A: Send + 'job,
     R: Send + 'job,
-    Q: Enqueue<'job> + ?Sized,
+    Q: Enqueue<'job>,
 {
     fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run_into(f, items, slots))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::ThreadPool;
-use super::chunks::{Enqueue, ThreadChunks};
+use super::chunks::{self, Enqueue};
 use super::counters::WorkerCounters;
 use super::job::{self, Job, JobFor};
 use crate::future::{self, promise};
@@ -136,14 +136,7 @@ impl<'scope> Scope<'scope, '_> {
         R: Send + 'scope,
         I: IntoIterator<Item = A>,
     {
-        Map::new(
-            items.into_iter(),
-            Box::new(ThreadChunks {
-                pool: self.pool,
-                queue: self,
-                f: Arc::new(f),
-            }),
-        )
+        chunks::map(self.pool, self, f, items)
     }
 
     /// Returns once every task spawned in the scope has run (or been discarded) and dropped
