@@ -231,7 +231,8 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
 
     /// Applies `settings`: a [`Plan`](crate::Plan)'s chunk size and its decision to stay
     /// serial, or settings written by hand. A serial map runs each chunk on the consuming
-    /// thread when its results are needed, never on the pool, whatever the pool's size.
+    /// thread when its results are needed, never on the pool, whatever the pool's size. The
+    /// last settings applied win.
     ///
     /// ```
     /// use std::time::Duration;
@@ -258,7 +259,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// ```
     pub fn with_plan(mut self, settings: impl Into<MapSettings>) -> Self {
         let settings = settings.into();
-        self.serial |= settings.serial;
+        self.serial = settings.serial;
         match settings.chunksize {
             Some(n) => self.chunksize(n),
             None => self,

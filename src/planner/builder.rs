@@ -109,8 +109,9 @@ impl<'a> Planner<'a> {
     /// 10 ms (or every item), at most 200 ms once 8 items have run, and never more than 1 s
     /// plus the item in progress.
     ///
-    /// The items may be anything `Clone + Sync` (each sampled item is cloned once) and `f` any
-    /// `Send` closure: this plans for threads. To let the plan choose a process pool, pilot a plain
+    /// The items may be anything `Clone + Sync` (each sampled item is cloned once; for items
+    /// that are not `Clone`, pilot a slice of references to them) and `f` any `Send`
+    /// closure: this plans for threads. To let the plan choose a process pool, pilot a plain
     /// function over serde types with [`pilot_fn`](Planner::pilot_fn) instead.
     ///
     /// The sampled items run once more when the plan runs them, so `f` must tolerate running
