@@ -2,7 +2,10 @@
 //! ordering, laziness and collection, and a scope that never ends while a chunk may still touch
 //! what it borrows: not when the map is dropped early, nor when the body panics.
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+#[path = "support/deliberate.rs"]
+mod deliberate;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
@@ -79,13 +82,14 @@ fn an_endless_input_is_read_only_as_far_as_the_window() {
 
 #[test]
 fn a_panic_in_the_function_fails_only_its_item() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let unlucky = 13;
     let out: Vec<Result<usize, Error>> = pool.scope(|s| {
         s.map(
             |x: usize| {
                 if x == unlucky {
-                    resume_unwind(Box::new("unlucky item"));
+                    deliberate::panic_with("unlucky item");
                 }
                 x
             },
@@ -100,6 +104,7 @@ fn a_panic_in_the_function_fails_only_its_item() {
 
 #[test]
 fn borrowed_items_and_results_are_all_dropped_whatever_the_ending() {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let alive = AtomicUsize::new(0);
     let double = |b: Borrowed<'_>| Borrowed::new(b.value * 2, &alive);
@@ -116,7 +121,7 @@ fn borrowed_items_and_results_are_all_dropped_whatever_the_ending() {
         s.map(
             |b: Borrowed<'_>| {
                 if b.value == 5_000 {
-                    resume_unwind(Box::new("fails the collection"));
+                    deliberate::panic_with("fails the collection");
                 }
                 double(b)
             },
@@ -140,6 +145,7 @@ fn borrowed_items_and_results_are_all_dropped_whatever_the_ending() {
 /// Ends a scope (by dropping its map, or by a panic of the body) while a chunk of the map is
 /// running, and releases that chunk only afterwards: the scope must still wait for it.
 fn end_the_scope_while_a_chunk_runs(panic: bool) {
+    deliberate::silence();
     let pool = ThreadPool::new(2).unwrap();
     let finished = AtomicBool::new(false);
     let (started, wait_started) = mpsc::channel();
@@ -167,7 +173,7 @@ fn end_the_scope_while_a_chunk_runs(panic: bool) {
                 wait_started.recv().unwrap();
                 ended.send(()).unwrap();
                 if panic {
-                    resume_unwind(Box::new("the body fails"));
+                    deliberate::panic_with("the body fails");
                 }
                 drop(map);
             })
