@@ -8,9 +8,9 @@ use parexec::planner::{
     Calibration, CurvePoint, ExecutorCosts, Feedback, Limit, Machine, UslFit, WorkloadProfile,
 };
 use parexec::{
-    AsCompleted, AsCompletedTimeout, Error, ExecutorKind, Future, Map, MapSettings, MapUnordered,
-    Plan, Planner, ProcessPool, ProcessPoolBuilder, ReturnWhen, Scope, Stats, ThreadPool,
-    ThreadPoolBuilder, WorkerExit,
+    AsCompleted, AsCompletedTimeout, Cores, Error, ExecutorKind, Future, Map, MapSettings,
+    MapUnordered, Plan, Planner, ProcessPool, ProcessPoolBuilder, ReturnWhen, Scope, Stats,
+    Streaming, ThreadPool, ThreadPoolBuilder, WorkerExit,
 };
 
 const fn send<T: Send + ?Sized>() {}
@@ -24,6 +24,7 @@ const fn futures<T: Send>() {
     send_sync::<Future<T>>();
     send::<AsCompleted<T>>();
     send::<AsCompletedTimeout<T>>();
+    send::<Streaming<AsCompleted<T>>>();
 }
 
 /// A map can move to another thread (into `std::thread::spawn`, a scoped thread, a consumer
@@ -31,6 +32,8 @@ const fn futures<T: Send>() {
 const fn maps<I: Iterator + Send, R: Send>() {
     send::<Map<'_, I, R>>();
     send::<MapUnordered<'_, I, R>>();
+    send::<Streaming<Map<'_, I, R>>>();
+    send::<Streaming<MapUnordered<'_, I, R>>>();
 }
 
 /// Scopes are shared with the tasks they run, so they are `Sync`.
@@ -62,6 +65,7 @@ const _: () = {
     send_sync::<WorkerExit>();
 
     send_sync::<MapSettings>();
+    send_sync::<Cores>();
     send_sync::<Stats>();
     send_sync::<ExecutorKind>();
     send_sync::<ReturnWhen>();
