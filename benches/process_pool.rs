@@ -8,7 +8,14 @@
 //!
 //! Workers re-execute this binary, so `main` calls `parexec::init()` (and `procspawn::init()`
 //! for the anchor) before criterion runs any group.
+//!
+//! With the feature `mpi`, the groups also time `MpiPool` (2 worker ranks of 1 thread each)
+//! when the bench runs under `mpirun -n 3`, and `process_startup` times whole `mpirun -n 3`
+//! jobs (over shared memory and over TCP) when it does not; see the README's "Scaling past
+//! one machine".
 
+#[cfg(feature = "mpi")]
+mod mpi;
 mod support;
 
 use std::hint::black_box;
@@ -56,6 +63,8 @@ fn submit_result_noop(c: &mut Criterion) {
             }
         })
     });
+    #[cfg(feature = "mpi")]
+    mpi::submit_result_noop(&mut group, NOOP_BATCH, noop);
     group.finish();
     let mut group = c.benchmark_group("process_sync_round_trip");
     group.bench_function("parexec", |b| {
@@ -64,6 +73,8 @@ fn submit_result_noop(c: &mut Criterion) {
     group.bench_function("procspawn_pool", |b| {
         b.iter(|| anchor.spawn(black_box(1), noop).join().unwrap())
     });
+    #[cfg(feature = "mpi")]
+    mpi::sync_round_trip(&mut group, noop);
     group.finish();
     anchor.shutdown();
 }
@@ -89,6 +100,8 @@ fn map_small_items(c: &mut Criterion) {
                 .fold(0, u64::wrapping_add)
         })
     });
+    #[cfg(feature = "mpi")]
+    mpi::map_small_items(&mut group, MAP_ITEMS, add_one);
     group.finish();
 }
 
@@ -121,6 +134,8 @@ fn startup(c: &mut Criterion) {
             total
         })
     });
+    #[cfg(feature = "mpi")]
+    mpi::startup(&mut group);
     group.finish();
 }
 
@@ -150,6 +165,8 @@ fn cpu_bound_equal(c: &mut Criterion) {
                 .fold(0, u64::wrapping_add)
         })
     });
+    #[cfg(feature = "mpi")]
+    mpi::cpu_bound_equal(&mut group, EQUAL_TASKS, spin_work);
     group.finish();
 }
 
@@ -164,6 +181,8 @@ criterion_group!(
 fn main() {
     parexec::init();
     procspawn::init();
+    #[cfg(feature = "mpi")]
+    mpi::startup_probe();
     benches();
     criterion::Criterion::default()
         .configure_from_args()

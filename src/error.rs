@@ -75,6 +75,10 @@ pub enum Error {
     /// The feature does not exist on this platform (process pools outside Unix).
     #[error("not supported on this platform: {0}")]
     Unsupported(&'static str),
+    /// An MPI job cannot serve an `MpiPool`: the process was not started by `mpirun` or
+    /// `srun`, it runs as the only rank, or the worker ranks have exited or failed to start.
+    #[error("MPI: {0}")]
+    Mpi(String),
 }
 
 /// How a worker process ended, as reported in [`Error::WorkerDied`].

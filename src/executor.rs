@@ -32,6 +32,8 @@ pub enum ExecutorKind {
     Threads,
     /// Worker processes running this executable ([`ProcessPool`](crate::ProcessPool)).
     Processes,
+    /// The other ranks of an MPI job (`MpiPool`, with the cargo feature `mpi`).
+    Mpi,
 }
 
 impl fmt::Display for ExecutorKind {
@@ -39,6 +41,7 @@ impl fmt::Display for ExecutorKind {
         f.write_str(match self {
             ExecutorKind::Threads => "threads",
             ExecutorKind::Processes => "processes",
+            ExecutorKind::Mpi => "mpi",
         })
     }
 }

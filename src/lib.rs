@@ -10,7 +10,10 @@
 //! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
 //!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
 //!   worker. Workers serve before `main` runs; [`init`] is optional.
-//! * The [`Executor`] trait lets one generic pipeline run on either pool.
+//! * `MpiPool` (cargo feature `mpi`) runs the same tasks on the ranks of an MPI job started by
+//!   `mpirun` or `srun`, for work that outgrows one machine; there, call [`init`] first thing
+//!   in `main`.
+//! * The [`Executor`] trait lets one generic pipeline run on any of these pools.
 //! * [`Future<T>`] supports blocking `result`, `result_timeout`, `cancel`, done-callbacks and
 //!   `.await`; a map and [`as_completed`] become async streams with `into_stream`
 //!   ([`Streaming`]).
@@ -75,7 +78,9 @@
 //!                   counters, scopes (tasks and maps), map chunks, starting workers and live
 //!                   resize (resize.rs)
 //!   process/        worker processes: builder, job, dispatch, schedule (pure state),
-//!                   supervisor, resize, launch, spawn, worker, protocol, code
+//!                   supervisor, resize, launch, entry, spawn, worker, protocol, code
+//!   mpi/            (feature mpi) MpiPool over MPI ranks: launch, wire, link (rank 0's MPI
+//!                   thread), session (dispatch), job, worker (the other ranks), calibrate
 //!   planner/        Planner, Plan, calibration, pilot, the cost model, laws, report, run
 //!   unwind.rs       panic capture: payload to message, location hook (installed once)
 //!   error.rs        Error, WorkerExit
@@ -90,8 +95,8 @@
 //! thread pool's chunk overhead is a builder option
 //! ([`ThreadPoolBuilder::chunk_overhead`]), a process pool measures its own. Each folder has a
 //! `README.md` with its design notes: the park/wake protocol and lock order of the thread pool,
-//! the frame format and protocol of the process pool, the planner's cost model, the map's
-//! in-place output.
+//! the frame format and protocol of the process pool, the MPI pool's messages, back-off and
+//! shutdown, the planner's cost model, the map's in-place output.
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
@@ -109,10 +114,13 @@ mod error;
 mod executor;
 mod future;
 mod map;
+#[cfg(feature = "mpi")]
+mod mpi;
 pub mod planner;
 mod process;
 mod progress;
 mod stream;
+mod sync;
 mod thread_pool;
 mod unwind;
 
@@ -124,6 +132,8 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::map::{Map, MapSettings, MapUnordered};
+#[cfg(feature = "mpi")]
+pub use crate::mpi::{MpiPool, MpiPoolBuilder, MpiRank};
 pub use crate::planner::{Plan, Planner};
 pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
 pub use crate::stream::Streaming;

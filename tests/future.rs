@@ -134,8 +134,13 @@ fn done_callbacks_run_exactly_once_and_at_once_when_done() {
     open.send(()).unwrap();
     let got: Vec<_> = (0..3).map(|_| seen.recv().unwrap()).collect();
     assert_eq!(got, [(0, 10), (1, 10), (2, 10)], "in the order added");
+    // The result is published once the callbacks have run; a callback added after that
+    // runs at once (one added while they run would join them instead).
+    let mut future = future;
+    assert_eq!(future.result_timeout(Duration::from_secs(60)).unwrap(), 10);
     let late_calls = Arc::clone(&calls);
-    future.add_done_callback(move |_| {
+    future.add_done_callback(move |outcome| {
+        assert!(matches!(outcome, Err(parexec::Error::ResultTaken)));
         late_calls.fetch_add(1, Ordering::SeqCst);
     });
     assert_eq!(
@@ -143,7 +148,7 @@ fn done_callbacks_run_exactly_once_and_at_once_when_done() {
         4,
         "runs at once when already done"
     );
-    assert_eq!(future.result().unwrap(), 10);
+    drop(pool);
     assert_eq!(calls.load(Ordering::SeqCst), 4, "never twice");
 }
 

@@ -6,12 +6,12 @@
 //! `Arc<Shared<T>>`: a mutex-protected [`Inner`] plus a condition variable. The stages are
 //!
 //! ```text
-//!            start()              resolve(outcome)
-//! Pending ─────────────▶ Running ───────────────────▶ Done { outcome }
-//!    │                                                   ▲      │ take (result)
-//!    ├── cancel() ──▶ Done { Err(Cancelled) } ───────────┘      ▼
+//!            start()              resolve(outcome)     callbacks ran
+//! Pending ─────────────▶ Running ───────────────────▶ Delivering ─────────▶ Done { outcome }
+//!    │                                                   ▲                    │ take (result)
+//!    ├── cancel() ──▶ resolve(Err(Cancelled)) ───────────┤                    ▼
 //!    └── resolve(outcome) without running (shutdown, a payload that would not serialize)
-//!                                                         Done { taken }
+//!                                                                         Done { taken }
 //! ```
 //!
 //! * `cancel` wins only from `Pending`; once a worker has called `start`, it fails.
@@ -19,14 +19,27 @@
 //!   resolves exactly once even when cancel races completion.
 //! * A `Promise` dropped without resolving resolves its future with `Cancelled` (never started)
 //!   or `Shutdown` (started), so no consumer ever waits forever.
-//! * Done-callbacks run exactly once, on the thread that resolves the future, or at once on the
-//!   registering thread if it is already done. They run under the future's lock: a callback has
-//!   no handle to its own future, so it cannot re-enter it.
+//! * Done-callbacks run exactly once, in the order added, on the thread that resolves the
+//!   future, or at once on the registering thread if it is already done. They run outside the
+//!   future's lock, as Python's do, with the outcome lent to them (`Delivering`, which counts as
+//!   done): a callback may use its own future, or wait for a thread that does. A callback added
+//!   while others are being delivered joins their queue and runs after them, on the delivering
+//!   thread. `result*` and `.await` wait until the outcome is published after the callbacks;
+//!   called from within one of the future's own callbacks, which already holds the outcome by
+//!   reference, they return `Error::ResultTaken` instead of waiting for themselves.
+//! * A future without callbacks goes straight from resolution to `Done` under one lock, so the
+//!   callbacks cost nothing to tasks that have none.
+//!
+//! loom checks these stages (`loom.rs`, run by `.ci/loom`): start racing cancel, resolution
+//! racing a callback being added, abandonment, a waiter or a poll racing resolution, and a
+//! callback that uses its own future while another thread does.
 //!
 //! The shared state lives alone (a [`Promise`] and its `Future`) or embedded in the allocation
 //! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
 //! future's state, which saves an allocation per task. Either way the stages are the same.
 
+#[cfg(all(test, loom))]
+mod loom;
 mod state;
 #[cfg(test)]
 mod test;
@@ -161,7 +174,7 @@ impl<T> Future<T> {
                 true
             }
             Stage::Running => false,
-            Stage::Done => inner.cancelled,
+            Stage::Delivering(_) | Stage::Done => inner.cancelled,
         }
     }
 
@@ -175,7 +188,7 @@ impl<T> Future<T> {
     /// # Ok::<(), parexec::Error>(())
     /// ```
     pub fn is_done(&self) -> bool {
-        matches!(self.shared().inner.lock().stage, Stage::Done)
+        self.shared().inner.lock().is_resolved()
     }
 
     /// Whether a worker is running the task right now.
@@ -220,10 +233,17 @@ impl<T> Future<T> {
     /// Registers `callback` to run once the future is done, with a reference to the outcome.
     ///
     /// Callbacks run exactly once, in the order added, on the thread that finishes the task;
-    /// if the future is already done, the callback runs at once on this thread. A callback
-    /// that panics is ignored (its panic is caught); it cannot harm the worker. If the result
-    /// was already taken by [`result_timeout`](Future::result_timeout), the callback sees
-    /// `Err(&Error::ResultTaken)`.
+    /// if the future is already done, the callback runs at once on this thread (or, if another
+    /// thread is running this future's callbacks at that moment, after them on that thread).
+    /// A callback that panics is ignored (its panic is caught); it cannot harm the worker. If
+    /// the result was already taken by [`result_timeout`](Future::result_timeout), the callback
+    /// sees `Err(&Error::ResultTaken)`.
+    ///
+    /// Callbacks run outside the future's lock, so a callback may call this future's methods
+    /// (through a shared handle) or wait for a thread that does. [`result`](Future::result),
+    /// [`result_timeout`](Future::result_timeout) and `.await` return once the callbacks have
+    /// run; called from within one of the future's own callbacks, which already holds the
+    /// outcome, they return [`Error::ResultTaken`].
     ///
     /// ```
     /// use std::sync::mpsc;
@@ -238,17 +258,26 @@ impl<T> Future<T> {
     where
         F: FnOnce(Result<&T, &Error>) + Send + 'static,
     {
-        let mut inner = self.shared().inner.lock();
-        match (&inner.stage, &inner.outcome) {
-            (Stage::Done, Some(outcome)) => run_callback(Box::new(callback), outcome.as_ref()),
-            (Stage::Done, None) => run_callback(Box::new(callback), Err(&Error::ResultTaken)),
-            _ => inner.callbacks.push(Box::new(callback)),
+        let shared = self.shared();
+        let mut inner = shared.inner.lock();
+        if !matches!(inner.stage, Stage::Done) {
+            inner.callbacks.push(Box::new(callback));
+            return;
+        }
+        match inner.outcome.take() {
+            // Lent to the callback outside the lock, and to any added meanwhile.
+            Some(outcome) => shared.deliver(inner, vec![Box::new(callback)], outcome),
+            None => {
+                drop(inner);
+                run_callback(Box::new(callback), Err(&Error::ResultTaken));
+            }
         }
     }
 
     /// Whether the future is done with an error (used by `wait(.., FirstException, ..)`).
     pub(crate) fn is_failed(&self) -> bool {
-        matches!(self.shared().inner.lock().outcome, Some(Err(_)))
+        let inner = self.shared().inner.lock();
+        inner.is_resolved() && inner.failed
     }
 
     /// Registers a wake-up that does not look at the outcome (used by `as_completed`, `wait`).
@@ -271,7 +300,7 @@ impl<T> std::future::Future for Future<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.shared().inner.lock();
-        if matches!(inner.stage, Stage::Done) {
+        if inner.can_take() {
             return Poll::Ready(inner.outcome.take().unwrap_or(Err(Error::ResultTaken)));
         }
         match &mut inner.waker {
@@ -288,10 +317,10 @@ impl<T> fmt::Debug for Future<T> {
         let stage = match (&inner.stage, inner.cancelled, &inner.outcome) {
             (Stage::Pending, ..) => "pending",
             (Stage::Running, ..) => "running",
-            (Stage::Done, true, _) => "cancelled",
-            (Stage::Done, false, Some(Ok(_))) => "done (ok)",
-            (Stage::Done, false, Some(Err(_))) => "done (error)",
+            (_, true, _) => "cancelled",
             (Stage::Done, false, None) => "done (result taken)",
+            (_, false, _) if inner.failed => "done (error)",
+            (_, false, _) => "done (ok)",
         };
         f.debug_struct("Future")
             .field("stage", &stage)

@@ -5,28 +5,54 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::Waker;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
-
+use crate::sync::{AtomicBool, Condvar, Mutex, MutexGuard, ThreadId, current_thread_id};
 use crate::{Error, unwind};
 
 pub(super) type Callback<T> = Box<dyn FnOnce(Result<&T, &Error>) + Send>;
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stage {
     Pending,
     Running,
+    /// Resolved, with the outcome lent to done-callbacks that this thread runs outside the
+    /// lock. Callbacks added meanwhile join the queue this thread runs.
+    Delivering(ThreadId),
+    /// Resolved, the outcome published (or taken).
     Done,
 }
 
 pub(super) struct Inner<T> {
     pub(super) stage: Stage,
     pub(super) cancelled: bool,
-    /// `Some` from resolution until a `result*` call moves it out.
+    /// Whether the outcome is an error: known from resolution on, while the outcome itself may
+    /// be lent to callbacks or taken.
+    pub(super) failed: bool,
+    /// `Some` from publication until a `result*` call moves it out.
     pub(super) outcome: Option<Result<T, Error>>,
     pub(super) callbacks: Vec<Callback<T>>,
     pub(super) waker: Option<Waker>,
+}
+
+impl<T> Inner<T> {
+    /// Resolved: the outcome is published or being delivered to callbacks.
+    pub(super) fn is_resolved(&self) -> bool {
+        matches!(self.stage, Stage::Delivering(_) | Stage::Done)
+    }
+
+    /// Whether a `result*` call may take the outcome now: it is published, or the calling
+    /// thread is the one running the callbacks (a callback asking its own future for the
+    /// result, which it already holds by reference, gets `ResultTaken` instead of waiting
+    /// for itself).
+    pub(super) fn can_take(&self) -> bool {
+        match self.stage {
+            Stage::Done => true,
+            Stage::Delivering(deliverer) => deliverer == current_thread_id(),
+            Stage::Pending | Stage::Running => false,
+        }
+    }
 }
 
 /// The state a future shares with whatever resolves it.
@@ -152,6 +178,7 @@ impl<T> Shared<T> {
             inner: Mutex::new(Inner {
                 stage: Stage::Pending,
                 cancelled: false,
+                failed: false,
                 outcome: None,
                 callbacks: Vec::new(),
                 waker: None,
@@ -168,7 +195,7 @@ impl<T> Shared<T> {
                 inner.stage = Stage::Running;
                 true
             }
-            Stage::Running | Stage::Done => false,
+            Stage::Running | Stage::Delivering(_) | Stage::Done => false,
         }
     }
 
@@ -189,17 +216,54 @@ impl<T> Shared<T> {
         self.finish(inner, Err(abandoned));
     }
 
-    /// Moves to `Done` (unless already there), runs the callbacks, wakes every waiter.
+    /// Resolves the future unless it already is (a late outcome is dropped, outside the lock):
+    /// runs the done-callbacks outside the lock, then publishes the outcome and wakes every
+    /// waiter.
     pub(super) fn finish(&self, mut inner: MutexGuard<'_, Inner<T>>, outcome: Result<T, Error>) {
-        if matches!(inner.stage, Stage::Done) {
+        if inner.is_resolved() {
+            drop(inner);
+            drop(outcome);
             return;
         }
-        inner.stage = Stage::Done;
-        self.finished.store(true, Ordering::Release);
-        for callback in std::mem::take(&mut inner.callbacks) {
-            run_callback(callback, outcome.as_ref());
+        inner.failed = outcome.is_err();
+        if inner.callbacks.is_empty() {
+            self.publish(inner, outcome);
+        } else {
+            let callbacks = std::mem::take(&mut inner.callbacks);
+            self.deliver(inner, callbacks, outcome);
         }
+    }
+
+    /// Runs `callbacks`, with the outcome lent to them, on this thread and outside the lock,
+    /// then every callback added meanwhile, in order; then publishes the outcome. Running
+    /// callbacks outside the lock lets them use their own future (or wait for a thread that
+    /// does) without deadlocking; the `Delivering` stage keeps them exactly-once and ordered.
+    pub(super) fn deliver(
+        &self,
+        mut inner: MutexGuard<'_, Inner<T>>,
+        mut callbacks: Vec<Callback<T>>,
+        outcome: Result<T, Error>,
+    ) {
+        inner.stage = Stage::Delivering(current_thread_id());
+        self.finished.store(false, Ordering::Release);
+        drop(inner);
+        loop {
+            for callback in callbacks.drain(..) {
+                run_callback(callback, outcome.as_ref());
+            }
+            let mut inner = self.inner.lock();
+            if inner.callbacks.is_empty() {
+                return self.publish(inner, outcome);
+            }
+            std::mem::swap(&mut callbacks, &mut inner.callbacks);
+        }
+    }
+
+    /// Stores the outcome for `result*`, moves to `Done`, wakes every waiter.
+    fn publish(&self, mut inner: MutexGuard<'_, Inner<T>>, outcome: Result<T, Error>) {
+        inner.stage = Stage::Done;
         inner.outcome = Some(outcome);
+        self.finished.store(true, Ordering::Release);
         let waker = inner.waker.take();
         drop(inner);
         self.done.notify_all();

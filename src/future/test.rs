@@ -185,3 +185,104 @@ fn future_is_send_and_sync() {
     fn assert_send_sync<X: Send + Sync>() {}
     assert_send_sync::<Future<String>>();
 }
+
+/// Runs `work` on its own thread and returns its value, failing (instead of hanging the test
+/// run) if it has not finished within a generous liveness bound.
+fn finishes<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(work()).unwrap());
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("deadlocked: did not finish within the liveness bound")
+}
+
+#[test]
+fn a_callback_may_wait_for_a_thread_that_asks_its_future() {
+    let (promise, future) = pair::<u32>();
+    let future = Arc::new(future);
+    let asked = Arc::clone(&future);
+    let (tx, rx) = mpsc::channel();
+    future.add_done_callback(move |outcome| {
+        let value = *outcome.unwrap();
+        let seen_done = std::thread::spawn(move || asked.is_done()).join().unwrap();
+        tx.send((value, seen_done)).unwrap();
+    });
+    finishes(move || promise.complete(Ok(8)));
+    assert_eq!(rx.try_recv().unwrap(), (8, true));
+    let future = Arc::into_inner(future).expect("the callback released its handle");
+    assert_eq!(future.result().unwrap(), 8);
+}
+
+#[test]
+fn a_callback_may_call_its_own_future() {
+    let (promise, future) = pair::<u32>();
+    let own = Arc::new(parking_lot::Mutex::new(None::<Future<u32>>));
+    let (tx, rx) = mpsc::channel();
+    let inside = Arc::clone(&own);
+    future.add_done_callback(move |outcome| {
+        let mut guard = inside.lock();
+        let own = guard.as_mut().expect("stored before completion");
+        let nested = tx.clone();
+        own.add_done_callback(move |o| nested.send(format!("nested {}", o.unwrap())).unwrap());
+        let seen = format!(
+            "first {} done={} running={} cancelled={} cancel={} {:?}",
+            outcome.unwrap(),
+            own.is_done(),
+            own.is_running(),
+            own.is_cancelled(),
+            own.cancel(),
+            own,
+        );
+        let seen = format!(
+            "{seen} result={:?}",
+            own.result_timeout(Duration::from_secs(60))
+        );
+        tx.send(seen).unwrap();
+    });
+    *own.lock() = Some(future);
+    finishes(move || promise.complete(Ok(5)));
+    assert_eq!(
+        rx.try_iter().collect::<Vec<_>>(),
+        [
+            "first 5 done=true running=false cancelled=false cancel=false \
+             Future { stage: \"done (ok)\", .. } result=Err(ResultTaken)",
+            "nested 5",
+        ]
+    );
+    let future = own.lock().take().unwrap();
+    assert_eq!(future.result().unwrap(), 5, "published after the callbacks");
+}
+
+#[test]
+fn a_callback_added_during_delivery_runs_once_after_the_earlier_ones() {
+    let (promise, future) = pair::<u32>();
+    let future = Arc::new(future);
+    let (order_tx, order) = mpsc::channel();
+    let (delivering_tx, delivering) = mpsc::channel();
+    let (added_tx, added) = mpsc::channel::<()>();
+    let first = order_tx.clone();
+    future.add_done_callback(move |_| {
+        delivering_tx.send(()).unwrap();
+        added.recv().unwrap();
+        first.send((1, std::thread::current().id())).unwrap();
+    });
+    let resolver = std::thread::spawn(move || {
+        promise.complete(Ok(3));
+        std::thread::current().id()
+    });
+    let adder = Arc::clone(&future);
+    let done_during_delivery = finishes(move || {
+        delivering.recv().unwrap();
+        let done = adder.is_done();
+        adder.add_done_callback(move |_| order_tx.send((2, std::thread::current().id())).unwrap());
+        added_tx.send(()).unwrap();
+        done
+    });
+    assert!(done_during_delivery, "done while its callbacks run");
+    let resolver = resolver.join().unwrap();
+    assert_eq!(
+        order.try_iter().collect::<Vec<_>>(),
+        [(1, resolver), (2, resolver)]
+    );
+    let future = Arc::into_inner(future).expect("the adder released its handle");
+    assert_eq!(future.result().unwrap(), 3);
+}

@@ -302,5 +302,7 @@ impl<I: Iterator, R> Drop for Map<'_, I, R> {
     }
 }
 
+#[cfg(all(test, loom))]
+mod loom;
 #[cfg(test)]
 mod test;

@@ -61,10 +61,19 @@ impl Default for Planner<'_> {
             profile: None,
             machine: None,
             serial: Duration::ZERO,
-            kinds: vec![ExecutorKind::Threads],
+            kinds: default_kinds(),
             options: Options::default(),
         }
     }
+}
+
+/// Threads, and the worker ranks when this process is rank 0 of an MPI job that has some.
+fn default_kinds() -> Vec<ExecutorKind> {
+    #[cfg(feature = "mpi")]
+    if crate::mpi::has_workers() {
+        return vec![ExecutorKind::Threads, ExecutorKind::Mpi];
+    }
+    vec![ExecutorKind::Threads]
 }
 
 impl fmt::Debug for Planner<'_> {
@@ -410,7 +419,8 @@ impl<'a> Planner<'a> {
         if self.kinds.is_empty() {
             return Err(Error::InvalidArgument("no executor to plan for".into()));
         }
-        let payloads = self.kinds.contains(&ExecutorKind::Processes);
+        // Every executor but threads moves payloads between processes.
+        let payloads = self.kinds.iter().any(|&k| k != ExecutorKind::Threads);
         if payloads && self.pilot.as_ref().is_some_and(|p| !p.sizes_payloads) {
             return Err(Error::InvalidArgument(
                 "a process pool is a candidate, but the pilot cannot measure what it would \

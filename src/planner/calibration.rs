@@ -133,11 +133,36 @@ impl Calibration {
             .map_err(Error::clone)
     }
 
+    /// The costs of an `MpiPool` on this MPI job (cargo feature `mpi`), measured on the first
+    /// call through the worker ranks (the open pool's, or a pool opened for the purpose) and
+    /// cached after: the per-chunk overhead of 300 one-item tasks in flight at once, the
+    /// transfer cost per byte of 8 MiB of arguments, and as start-up this rank's `MPI_Init`
+    /// plus the first pool's handshake (the launcher's own time before the process started
+    /// is not seen). [`ExecutorCosts::cluster`] gives the job's workers and hosts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Mpi`] unless this process is rank 0 of an MPI job with worker ranks,
+    /// [`Error::Unsupported`] in a build without the feature `mpi`; later calls report the
+    /// same error.
+    ///
+    /// ```
+    /// // Not started by mpirun here, so there are no ranks to measure.
+    /// assert!(parexec::planner::Calibration::mpi_pool().is_err());
+    /// ```
+    pub fn mpi_pool() -> Result<ExecutorCosts, Error> {
+        #[cfg(feature = "mpi")]
+        return crate::mpi::costs(Calibration::get()?.transfer_ns_per_byte);
+        #[cfg(not(feature = "mpi"))]
+        Err(without_mpi())
+    }
+
     /// The costs of executor `kind`, calibrating on first use.
     pub(crate) fn costs(&self, kind: ExecutorKind) -> Result<ExecutorCosts, Error> {
         match kind {
             ExecutorKind::Threads => Ok(self.threads.clone()),
             ExecutorKind::Processes => Calibration::process_pool().cloned(),
+            ExecutorKind::Mpi => Calibration::mpi_pool(),
         }
     }
 }
@@ -257,6 +282,12 @@ fn echo(x: u32) -> u32 {
 
 fn byte_len(bytes: Vec<u8>) -> usize {
     bytes.len()
+}
+
+/// What planning for MPI says in a build without it.
+#[cfg(not(feature = "mpi"))]
+pub(super) fn without_mpi() -> Error {
+    Error::Unsupported("MPI needs parexec's cargo feature `mpi`")
 }
 
 fn process_costs(machine: &Machine, encoding_ns_per_byte: f64) -> Result<ExecutorCosts, Error> {

@@ -207,6 +207,9 @@ pub struct ExecutorCosts {
     pub chunk_overhead: Duration,
     /// Encoding and decoding one payload byte (zero for threads, which move values).
     pub transfer_ns_per_byte: f64,
+    /// For an executor that reaches beyond this machine (MPI): its workers over all ranks and
+    /// the number of hosts they run on. `None` for executors on this machine's cores.
+    pub cluster: Option<(usize, usize)>,
 }
 
 impl ExecutorCosts {
@@ -226,7 +229,19 @@ impl ExecutorCosts {
             startup_per_worker,
             chunk_overhead,
             transfer_ns_per_byte: 0.0,
+            cluster: None,
         }
+    }
+}
+
+impl ExecutorCosts {
+    /// The machine this executor's workers run on: `machine`, or for a cluster as many
+    /// ideal cores as it has workers.
+    pub(crate) fn machine(&self, machine: &Machine) -> Machine {
+        self.cluster.map_or_else(
+            || machine.clone(),
+            |(workers, _)| Machine::with_cores(workers),
+        )
     }
 }
 
@@ -417,7 +432,7 @@ pub(crate) struct Decision {
 }
 
 /// Picks the executor, worker count and chunk size with the least predicted time, then the
-/// fewest workers within `options.margin` of it (threads before processes on ties), and goes
+/// fewest workers within `options.margin` of it (threads before processes before MPI on ties), and goes
 /// parallel only if that beats serial at an efficiency of at least `options.threshold`.
 /// Efficiency is speedup per core in use, so waiting work with many threads is judged by the
 /// cores it occupies, not by its thread count. `costs` must not be empty.
@@ -429,9 +444,10 @@ pub(crate) fn decide(
 ) -> Decision {
     let mut candidates = Vec::new();
     for executor in costs {
+        let reach = executor.machine(machine);
         let model = CostModel {
             profile,
-            machine,
+            machine: &reach,
             costs: executor,
         };
         // One worker is never faster than running inline; it is a candidate only when the
@@ -446,12 +462,23 @@ pub(crate) fn decide(
     let best = candidates
         .iter()
         .filter(|p| p.total() <= fastest * (1.0 + options.margin))
-        .min_by_key(|p| (p.workers, p.kind == ExecutorKind::Processes))
+        .min_by_key(|p| {
+            let kind = p.kind;
+            (
+                p.workers,
+                kind != ExecutorKind::Threads,
+                kind == ExecutorKind::Mpi,
+            )
+        })
         .copied()
         .expect("at least one executor and one worker are always considered");
+    let cores = costs
+        .iter()
+        .find(|c| c.kind == best.kind)
+        .map_or(machine.usable_cores, |c| c.machine(machine).usable_cores);
     let serial_time = profile.serial.as_secs_f64() + profile.total_work().as_secs_f64();
     let speedup = serial_time / best.total();
-    let efficiency = speedup / best.workers.min(machine.usable_cores.max(1)) as f64;
+    let efficiency = speedup / best.workers.min(cores.max(1)) as f64;
     Decision {
         best,
         serial_time,

@@ -36,9 +36,9 @@ pub struct CurvePoint {
     pub workers: usize,
     /// Predicted speedup over running serially.
     pub speedup: f64,
-    /// `true` when this machine would not run that many workers (more than its usable cores
-    /// for CPU-bound work, more threads than waiting work needs), so the point is modelled on
-    /// a machine with that many cores.
+    /// `true` when this machine (for an MPI plan: the job's worker ranks) would not run that
+    /// many workers (more than its usable cores for CPU-bound work, more threads than waiting
+    /// work needs), so the point is modelled on a machine, or a cluster, with that many cores.
     pub modelled: bool,
 }
 
@@ -187,11 +187,13 @@ pub struct Plan {
     /// The scalability model fitted to recorded runs, once there is one.
     pub fit: Option<UslFit>,
     pub(super) runs: Vec<(usize, Duration)>,
-    costs: Vec<ExecutorCosts>,
+    pub(super) costs: Vec<ExecutorCosts>,
     options: Options,
     /// The pool [`Plan::map`] runs on, of the planned kind, started on first use.
     pub(super) threads: OnceLock<ThreadPool>,
     pub(super) processes: OnceLock<ProcessPool>,
+    #[cfg(feature = "mpi")]
+    pub(super) mpi: OnceLock<crate::MpiPool>,
 }
 
 impl Plan {
@@ -235,7 +237,7 @@ impl Plan {
             efficiency: decision.efficiency,
             threshold: options.threshold,
             curve: Vec::new(),
-            limit: limit_of(&decision, &workload, &machine),
+            limit: limit_of(&decision, &workload, &chosen.machine(&machine)),
             serial_share: share(workload.serial, secs(decision.serial_time)),
             amdahl_bound: 1.0 / share(workload.serial, secs(decision.serial_time)),
             largest_share: share(workload.largest_item, workload.total_work()),
@@ -244,6 +246,8 @@ impl Plan {
             runs: Vec::new(),
             threads: OnceLock::new(),
             processes: OnceLock::new(),
+            #[cfg(feature = "mpi")]
+            mpi: OnceLock::new(),
             workload,
             machine,
             costs,
@@ -264,9 +268,10 @@ impl Plan {
             workers.push(self.parallel_workers);
             workers.sort_unstable();
         }
+        let reach = costs.machine(&self.machine);
         let model = CostModel {
             profile: &self.workload,
-            machine: &self.machine,
+            machine: &reach,
             costs,
         };
         workers
@@ -398,6 +403,10 @@ impl Plan {
         if self.parallel_workers != before {
             self.threads = OnceLock::new();
             self.processes = OnceLock::new();
+            #[cfg(feature = "mpi")]
+            {
+                self.mpi = OnceLock::new();
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Limit, Plan};
+use super::{Limit, Machine, Plan};
 use crate::ExecutorKind;
 
 /// Most decimals a comparison with the threshold is printed with.
@@ -105,7 +105,15 @@ impl Plan {
                 speedup(point.speedup)
             )?;
         }
-        if self.curve.iter().any(|p| p.modelled) {
+        if let (Some((workers, hosts)), true) =
+            (self.cluster(), self.curve.iter().any(|p| p.modelled))
+        {
+            let plural = if hosts == 1 { "" } else { "s" };
+            write!(
+                f,
+                "   (* beyond the MPI job's {workers} workers on {hosts} host{plural}: modelled)"
+            )?;
+        } else if self.curve.iter().any(|p| p.modelled) {
             write!(
                 f,
                 "   (* beyond this machine's {}: modelled on a machine with that many cores)",
@@ -120,7 +128,7 @@ impl Plan {
     fn write_decision(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let in_use = self
             .parallel_workers
-            .clamp(1, self.machine.usable_cores.max(1));
+            .clamp(1, self.reach().usable_cores.max(1));
         if !self.parallel && self.speedup <= 1.0 {
             let reason = match self.limit {
                 Limit::Cores => self.cores_detail(),
@@ -165,6 +173,22 @@ impl Plan {
         Ok(())
     }
 
+    /// The workers and hosts of the planned executor, if it reaches beyond this machine.
+    fn cluster(&self) -> Option<(usize, usize)> {
+        self.costs
+            .iter()
+            .find(|c| c.kind == self.kind)
+            .and_then(|c| c.cluster)
+    }
+
+    /// The machine the planned executor's workers run on: this one, or the MPI job's.
+    fn reach(&self) -> Machine {
+        self.costs
+            .iter()
+            .find(|c| c.kind == self.kind)
+            .map_or_else(|| self.machine.clone(), |c| c.machine(&self.machine))
+    }
+
     fn limit_detail(&self) -> String {
         match self.limit {
             Limit::Cores => self.cores_detail(),
@@ -179,6 +203,13 @@ impl Plan {
     /// What the cores in use deliver together: all of them, or less because they slow each
     /// other down or other processes take some.
     fn cores_detail(&self) -> String {
+        if let Some((workers, hosts)) = self.cluster() {
+            let plural = if hosts == 1 { "" } else { "s" };
+            return format!(
+                "the MPI job's {} workers on {hosts} host{plural}, all kept busy",
+                count(workers)
+            );
+        }
         let m = &self.machine;
         let usable = m.usable_cores.max(1);
         let in_use = self.parallel_workers.clamp(1, usable);

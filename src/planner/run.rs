@@ -66,11 +66,11 @@ impl Plan {
                 let pool = started(&self.threads, || ThreadPool::new(self.workers))?;
                 Ok(pool.map(f, items).with_plan(self))
             }
-            ExecutorKind::Processes => Err(Error::InvalidArgument(
-                "this plan runs on a process pool, which takes a plain `fn` with serde \
-                 payloads: run it with Plan::map_fn"
-                    .into(),
-            )),
+            ExecutorKind::Processes | ExecutorKind::Mpi => Err(Error::InvalidArgument(format!(
+                "this plan runs on {}, which takes a plain `fn` with serde payloads: run it \
+                 with Plan::map_fn",
+                self.kind
+            ))),
         }
     }
 
@@ -108,11 +108,24 @@ impl Plan {
         R: Payload,
         I: IntoIterator<Item = A>,
     {
-        if self.parallel && self.kind == ExecutorKind::Processes {
-            let pool = started(&self.processes, || ProcessPool::new(self.workers))?;
-            return Ok(pool.map(f, items).with_plan(self));
+        if !self.parallel {
+            return self.map(f, items);
         }
-        self.map(f, items)
+        Ok(match self.kind {
+            ExecutorKind::Threads => return self.map(f, items),
+            ExecutorKind::Processes => started(&self.processes, || ProcessPool::new(self.workers))?
+                .map(f, items)
+                .with_plan(self),
+            #[cfg(feature = "mpi")]
+            ExecutorKind::Mpi => started(&self.mpi, || {
+                // The job's ranks are what they are; other pools may follow this one.
+                crate::MpiPool::builder().keep_workers().build()
+            })?
+            .map(f, items)
+            .with_plan(self),
+            #[cfg(not(feature = "mpi"))]
+            ExecutorKind::Mpi => return Err(super::calibration::without_mpi()),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::code;
-use super::job::{Batch, Single, Task, guarded, merge};
+use super::job::{Batch, EncodedChunk, Single, Task, encode_chunk, guarded, merge};
 use super::protocol::{self, ToWorker};
 use super::supervisor::Shared;
 use crate::future::promise;
@@ -55,33 +55,11 @@ impl Shared {
     ) -> Future<Chunk<R>> {
         let began = Instant::now();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut rejected = Vec::new();
-        let mut sent = items.len();
-        let whole = self.task_frame::<A, R>(id, f, |out| {
-            guarded("encode the argument", || {
-                postcard::to_io(&items, out).map(drop)
-            })
-        });
-        // Only when some item does not serialize: encode item by item and leave it out.
-        let frame = whole.or_else(|_| {
-            let mut encoded = Vec::new();
-            for (index, item) in items.iter().enumerate() {
-                match guarded("encode the argument", || postcard::to_stdvec(item)) {
-                    Ok(bytes) => encoded.push(bytes),
-                    Err(e) => rejected.push((index, e)),
-                }
-            }
-            sent = encoded.len();
-            self.task_frame::<A, R>(id, f, |out| {
-                guarded("encode the chunk length", || {
-                    postcard::to_io(&sent, &mut *out)
-                })?;
-                encoded
-                    .iter()
-                    .for_each(|bytes| out.extend_from_slice(bytes));
-                Ok(())
-            })
-        });
+        let EncodedChunk {
+            frame,
+            sent,
+            rejected,
+        } = encode_chunk(&items, |payload| self.task_frame::<A, R>(id, f, payload));
         let frame = match frame {
             Ok(frame) if sent > 0 => frame,
             other => {
@@ -153,7 +131,8 @@ impl Shared {
             if let Some(error) = refusal {
                 state.stats.failed += 1;
                 drop(state);
-                task.job.finish(Err(error), Duration::ZERO, &mut drop);
+                task.job
+                    .finish(Err(error), Duration::ZERO, &Error::from, &mut drop);
                 return;
             }
             if !state.started {

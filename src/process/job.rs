@@ -9,8 +9,12 @@ use crate::future::Promise;
 use crate::map::Chunk;
 use crate::{Error, Payload, unwind};
 
+/// How an item's `RemoteFailure` becomes the caller's `Error`: `Error::from` for worker
+/// processes; an MPI pool adds the rank and host it happened on.
+pub(crate) type Failure<'a> = &'a dyn Fn(RemoteFailure) -> Error;
+
 /// Resolves one task's future from the worker's reply.
-pub(super) trait Job: Send {
+pub(crate) trait Job: Send {
     /// `Pending -> Running`; `false` if the future was cancelled meanwhile.
     fn start(&self) -> bool;
     /// Decodes the reply (a `Vec<Result<R, RemoteFailure>>`), tells `record` whether the task
@@ -20,13 +24,14 @@ pub(super) trait Job: Send {
         self: Box<Self>,
         reply: Result<&[u8], Error>,
         compute: Duration,
+        failure: Failure<'_>,
         record: &mut dyn FnMut(bool),
     );
 }
 
 /// Runs serde code of the user's types, so that a `Serialize` or `Deserialize` that panics
 /// fails only its own task instead of a pool thread (or the caller).
-pub(super) fn guarded<T>(
+pub(crate) fn guarded<T>(
     what: &str,
     serde: impl FnOnce() -> postcard::Result<T>,
 ) -> Result<T, Error> {
@@ -56,7 +61,7 @@ fn decode_results<R: Payload>(
 }
 
 /// A `submit`.
-pub(super) struct Single<R>(pub(super) Promise<R>);
+pub(crate) struct Single<R>(pub(crate) Promise<R>);
 
 impl<R: Payload> Job for Single<R> {
     fn start(&self) -> bool {
@@ -67,6 +72,7 @@ impl<R: Payload> Job for Single<R> {
         self: Box<Self>,
         reply: Result<&[u8], Error>,
         _compute: Duration,
+        failure: Failure<'_>,
         record: &mut dyn FnMut(bool),
     ) {
         let outcome = reply
@@ -75,7 +81,7 @@ impl<R: Payload> Job for Single<R> {
                 results
                     .pop()
                     .map_or(Err(Error::Protocol("empty reply".into())), |r| {
-                        r.map_err(Error::from)
+                        r.map_err(failure)
                     })
             });
         record(outcome.is_ok());
@@ -85,10 +91,10 @@ impl<R: Payload> Job for Single<R> {
 
 /// A `map` chunk; `rejected` holds the positions and errors of items whose argument did not
 /// serialize, which were left out of the frame.
-pub(super) struct Batch<R> {
-    pub(super) promise: Promise<Chunk<R>>,
-    pub(super) sent: usize,
-    pub(super) rejected: Vec<(usize, Error)>,
+pub(crate) struct Batch<R> {
+    pub(crate) promise: Promise<Chunk<R>>,
+    pub(crate) sent: usize,
+    pub(crate) rejected: Vec<(usize, Error)>,
 }
 
 impl<R: Payload> Job for Batch<R> {
@@ -100,6 +106,7 @@ impl<R: Payload> Job for Batch<R> {
         self: Box<Self>,
         reply: Result<&[u8], Error>,
         compute: Duration,
+        failure: Failure<'_>,
         record: &mut dyn FnMut(bool),
     ) {
         let Batch {
@@ -110,14 +117,68 @@ impl<R: Payload> Job for Batch<R> {
         let decoded = reply.and_then(|payload| decode_results::<R>(payload, sent));
         record(decoded.is_ok());
         promise.complete(decoded.map(|results| {
-            let results = results.into_iter().map(|r| r.map_err(Error::from));
+            let results = results.into_iter().map(|r| r.map_err(failure));
             Chunk::from_results(merge(results, rejected), compute)
         }));
     }
 }
 
+/// A `map` chunk's items as a task's payload.
+pub(crate) struct EncodedChunk {
+    /// The whole frame, from the `frame` function given to [`encode_chunk`].
+    pub(crate) frame: Result<Vec<u8>, Error>,
+    /// Items in the payload.
+    pub(crate) sent: usize,
+    /// Items left out, by position, with why.
+    pub(crate) rejected: Vec<(usize, Error)>,
+}
+
+/// Encodes `items` as a chunk's payload inside the frame that `frame` builds around a payload
+/// writer: all at once, or, only when some item does not serialize, item by item, leaving
+/// such items out so that they alone fail.
+pub(crate) fn encode_chunk<A: serde::Serialize>(
+    items: &[A],
+    frame: impl Fn(&mut dyn FnMut(&mut Vec<u8>) -> Result<(), Error>) -> Result<Vec<u8>, Error>,
+) -> EncodedChunk {
+    let whole = frame(&mut |out| {
+        guarded("encode the argument", || {
+            postcard::to_io(items, out).map(drop)
+        })
+    });
+    if whole.is_ok() {
+        return EncodedChunk {
+            frame: whole,
+            sent: items.len(),
+            rejected: Vec::new(),
+        };
+    }
+    let mut encoded = Vec::new();
+    let mut rejected = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match guarded("encode the argument", || postcard::to_stdvec(item)) {
+            Ok(bytes) => encoded.push(bytes),
+            Err(e) => rejected.push((index, e)),
+        }
+    }
+    let sent = encoded.len();
+    let frame = frame(&mut |out| {
+        guarded("encode the chunk length", || {
+            postcard::to_io(&sent, &mut *out)
+        })?;
+        encoded
+            .iter()
+            .for_each(|bytes| out.extend_from_slice(bytes));
+        Ok(())
+    });
+    EncodedChunk {
+        frame,
+        sent,
+        rejected,
+    }
+}
+
 /// Puts the rejected items back at their positions among the results of the sent ones.
-pub(super) fn merge<R>(
+pub(crate) fn merge<R>(
     sent: impl Iterator<Item = Result<R, Error>>,
     rejected: Vec<(usize, Error)>,
 ) -> Vec<Result<R, Error>> {

@@ -19,17 +19,17 @@
 
 mod builder;
 #[cfg(unix)]
-mod code;
+pub(crate) mod code;
 #[cfg(unix)]
 mod dispatch;
 #[cfg(unix)]
 mod entry;
 #[cfg(unix)]
-mod job;
+pub(crate) mod job;
 #[cfg(unix)]
 mod launch;
 #[cfg(unix)]
-mod protocol;
+pub(crate) mod protocol;
 #[cfg(unix)]
 mod resize;
 #[cfg(unix)]
@@ -50,7 +50,8 @@ use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// Serves as a worker if a [`ProcessPool`] started this process and it is not serving yet;
-/// otherwise returns at once. Optional: a harmless no-op on Linux, macOS and the BSDs.
+/// otherwise returns at once. Optional for process pools (a harmless no-op on Linux, macOS and
+/// the BSDs); with the `mpi` feature, required first thing in `main` for `MpiPool`.
 ///
 /// A pool re-executes the current program as its workers. A constructor in this crate runs
 /// before `main` in every process that links it and, in a worker, serves tasks and exits
@@ -77,6 +78,13 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 /// current-thread runtime in an [`initializer`](ProcessPoolBuilder::initializer) kept in a
 /// static). An `init()` call inside the async `main` stays a no-op.
 ///
+/// # MPI
+///
+/// With the cargo feature `mpi`, `init` also recognises a launch by `mpirun` or `srun`: it
+/// initialises MPI, returns on rank 0, and turns every other rank into a worker of
+/// `MpiPool`, which exits once rank 0 drops its pool or exits. Outside such a launch it
+/// touches no MPI at all.
+///
 /// # Panics
 ///
 /// Never. A panic inside a task becomes [`Error::Panicked`] in the parent, and the worker keeps
@@ -95,6 +103,10 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 pub fn init() {
     #[cfg(unix)]
     entry::init();
+    // After the process-pool check: a worker process of an MPI rank inherits the launcher's
+    // variables, but must serve its parent, not join the MPI job.
+    #[cfg(feature = "mpi")]
+    crate::mpi::init();
 }
 
 /// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the

@@ -277,7 +277,8 @@ impl Shared {
             .filter(|&other| other != slot)
             .for_each(|other| self.refill(other));
         if let Some(task) = failed {
-            task.job.finish(Err(error), Duration::ZERO, &mut drop);
+            task.job
+                .finish(Err(error), Duration::ZERO, &Error::from, &mut drop);
         }
     }
 
@@ -322,7 +323,7 @@ impl Shared {
                 .lock()
                 .record(ok, compute, queue_wait, encode + ipc + decode);
         };
-        job.finish(reply, compute, &mut record);
+        job.finish(reply, compute, &Error::from, &mut record);
         let state = self.state.lock();
         let s = &state.slots[slot];
         let used_up = self
@@ -371,7 +372,8 @@ impl Shared {
         drop(state);
         for task in orphans {
             let error = why.clone().map_or(Error::Shutdown, Error::Handshake);
-            task.job.finish(Err(error), Duration::ZERO, &mut drop);
+            task.job
+                .finish(Err(error), Duration::ZERO, &Error::from, &mut drop);
         }
     }
 

@@ -172,6 +172,7 @@ impl ThreadPoolBuilder {
         let pool = ThreadPool {
             registry: Arc::new(Registry::new()),
             threads: Mutex::new(Vec::with_capacity(workers)),
+            joining: Mutex::new(()),
             workers: AtomicUsize::new(workers),
             next_index: AtomicUsize::new(0),
             spawner: Spawner {

@@ -29,6 +29,33 @@ pub(super) trait Enqueue<'job> {
     unsafe fn push(&self, job: JobFor<'job>);
 }
 
+/// A chunk's job, shared by the queue and the map's consumer: whoever takes it out first runs
+/// it.
+type Slot<'job> = Arc<Mutex<Option<JobFor<'job>>>>;
+
+/// The queue's hold on a chunk's slot. Dropped unrun (a cancelling shutdown drains the queue,
+/// or a push after the workers exited), it empties the slot, so the chunk's promise resolves
+/// its future as cancelled even while the consumer still holds the slot to run it itself (and
+/// a scoped chunk's ticket is released even if its map was leaked).
+struct Queued<'job>(Option<Slot<'job>>);
+
+impl Queued<'_> {
+    fn run(mut self, counters: &WorkerCounters) {
+        if let Some(job) = self.0.take().and_then(|slot| slot.lock().take()) {
+            job(counters);
+        }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        // The job is dropped after the slot's lock is released: dropping it resolves the
+        // chunk's future, which runs its done-callbacks.
+        let unrun = self.0.take().and_then(|slot| slot.lock().take());
+        drop(unrun);
+    }
+}
+
 impl Enqueue<'static> for ThreadPool {
     fn tie(&self, job: JobFor<'static>) -> JobFor<'static> {
         job
@@ -86,13 +113,10 @@ impl<F, Q> ThreadChunks<'_, F, Q> {
         let job = self
             .queue
             .tie(job::boxed(move || Ok(run(&f)), promise, enqueued));
-        let slot = Arc::new(Mutex::new(Some(job)));
-        let queued = Arc::clone(&slot);
-        let take_and_run: JobFor<'job> = Box::new(move |counters: &WorkerCounters| {
-            if let Some(job) = queued.lock().take() {
-                job(counters);
-            }
-        });
+        let slot: Slot<'job> = Arc::new(Mutex::new(Some(job)));
+        let queued = Queued(Some(Arc::clone(&slot)));
+        let take_and_run: JobFor<'job> =
+            Box::new(move |counters: &WorkerCounters| queued.run(counters));
         // SAFETY: `take_and_run` reaches borrowed data only through the tied job in the slot;
         // once the slot is empty it touches nothing but the slot's own allocation.
         unsafe { self.queue.push(take_and_run) };
@@ -100,7 +124,9 @@ impl<F, Q> ThreadChunks<'_, F, Q> {
         Dispatched {
             future,
             run_here: Some(Box::new(move || {
-                if let Some(job) = slot.lock().take() {
+                // Taken with the lock released at once: running the job must not hold it.
+                let job = slot.lock().take();
+                if let Some(job) = job {
                     let started = Instant::now();
                     let counters = registry.overflow_counters();
                     job(counters);

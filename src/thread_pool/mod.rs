@@ -42,8 +42,10 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 ///
 /// [`shutdown`](ThreadPool::shutdown) finishes queued work and joins the threads;
 /// [`shutdown_cancel`](ThreadPool::shutdown_cancel) cancels whatever has not started. Dropping
-/// the pool is `shutdown`: no thread outlives it. A submission after shutdown returns a future
-/// resolved to [`Error::Shutdown`].
+/// the pool is `shutdown`: no thread outlives it, unless the pool is shut down or dropped
+/// inside one of its own tasks, which cannot wait for itself (queued work still runs; see
+/// [`shutdown`](ThreadPool::shutdown)). A submission after shutdown returns a future resolved
+/// to [`Error::Shutdown`].
 ///
 /// ```
 /// use parexec::{ThreadPool, as_completed};
@@ -62,6 +64,10 @@ use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 pub struct ThreadPool {
     registry: Arc<Registry>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Held by a `shutdown` while it joins the workers, so that a concurrent one waits for
+    /// the same joins instead of draining a queue the workers are still running. Separate
+    /// from `threads`, which a task may need meanwhile (`set_workers`).
+    joining: Mutex<()>,
     /// The number of workers asked for; see [`ThreadPool::set_workers`].
     workers: AtomicUsize,
     /// The index the next started worker is named with.
@@ -209,8 +215,15 @@ impl ThreadPool {
     }
 
     /// Stops accepting tasks, runs everything already queued, and joins the workers.
-    /// Idempotent. Called from one of this pool's own tasks, it joins every other worker and
-    /// leaves the calling one to finish its task and exit.
+    /// Idempotent, and safe to call from several threads at once: each call returns once the
+    /// workers are joined.
+    ///
+    /// Called from one of this pool's own tasks (which is also what dropping the last handle
+    /// inside a task does), it cannot wait for the workers, the calling one among them: it
+    /// stops accepting tasks and returns at once. Everything already queued still runs: the
+    /// other workers and, once its task returns, the calling one drain the queue and exit. A
+    /// later `shutdown` (or drop) outside the pool joins them; a pool dropped inside its own
+    /// task leaves its workers to exit by themselves once the queue is empty.
     ///
     /// ```
     /// let pool = parexec::ThreadPool::new(1)?;
@@ -222,6 +235,9 @@ impl ThreadPool {
     /// ```
     pub fn shutdown(&self) {
         self.registry.begin_shutdown();
+        if registry::on_worker_of(&self.registry) {
+            return;
+        }
         self.join_workers();
         self.registry.workers_exited();
         self.registry.drain_unrun();
@@ -229,6 +245,10 @@ impl ThreadPool {
 
     /// Like [`shutdown`](ThreadPool::shutdown), but cancels every task that has not started;
     /// their futures resolve to [`Error::Cancelled`]. Running tasks finish.
+    ///
+    /// A [`map`](ThreadPool::map) being consumed meanwhile, on any thread, still yields every
+    /// item once: its value if its chunk ran, [`Error::Cancelled`] if the chunk was queued, and
+    /// [`Error::Shutdown`] if the map had not dispatched it yet.
     ///
     /// ```
     /// let pool = parexec::ThreadPool::new(1)?;
@@ -252,19 +272,23 @@ impl ThreadPool {
         self.shutdown();
     }
 
+    /// Joins every worker; not called on a worker. `joining` is held throughout, so a
+    /// concurrent `shutdown` returns only once the workers are gone too, and never drains a
+    /// queue they are still running.
     fn join_workers(&self) {
-        let me = std::thread::current().id();
+        let _joining = self.joining.lock();
         let handles = std::mem::take(&mut *self.threads.lock());
         for handle in handles {
-            if handle.thread().id() != me {
-                // A worker never panics out of its loop: tasks and initializers are caught.
-                let _ = handle.join();
-            }
+            // A worker never panics out of its loop: tasks and initializers are caught.
+            let _ = handle.join();
         }
     }
 }
 
 impl Drop for ThreadPool {
+    /// [`shutdown`](ThreadPool::shutdown): queued tasks run, and the workers are joined, except
+    /// when the pool is dropped inside one of its own tasks; the workers then run the queue and
+    /// exit by themselves.
     fn drop(&mut self) {
         self.shutdown();
     }

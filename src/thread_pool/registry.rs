@@ -1,6 +1,7 @@
 //! The state a pool shares with its workers: the queue, the shutdown flags, the sleepers and
 //! the counters; and the workers' loop.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -147,9 +148,19 @@ impl Registry {
         self.sleep.wake_all();
     }
 
-    /// Marks the workers as joined: from now on a late push drains its own job.
+    /// Marks the workers as gone: from now on a late push drains its own job.
     pub(super) fn workers_exited(&self) {
         self.workers_exited.store(true, Ordering::SeqCst);
+    }
+
+    /// Called by each worker as it leaves its loop. The last one out of a shut-down pool marks
+    /// the workers as gone and drains what raced in after it found the queue empty: no one
+    /// else may be left to, when the pool was shut down from inside one of its tasks.
+    fn worker_left(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_shut_down() {
+            self.workers_exited();
+            self.drain_unrun();
+        }
     }
 
     pub(super) fn stats(&self) -> Stats {
@@ -178,11 +189,33 @@ impl Registry {
     }
 }
 
+thread_local! {
+    /// The registry of the pool this thread is a worker of, null on other threads. Compared
+    /// by address only; a worker holds its registry, so the address is not reused meanwhile.
+    static WORKER_OF: Cell<*const Registry> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether the calling thread is one of `registry`'s workers (a task calling `shutdown`).
+pub(super) fn on_worker_of(registry: &Arc<Registry>) -> bool {
+    WORKER_OF.get() == Arc::as_ptr(registry)
+}
+
+/// Clears [`WORKER_OF`] when the worker's loop ends.
+struct WorkerMark;
+
+impl Drop for WorkerMark {
+    fn drop(&mut self) {
+        WORKER_OF.set(std::ptr::null());
+    }
+}
+
 /// A worker's life: register as the thread's helper for blocked futures, then run jobs,
 /// spin briefly when the queue is empty, park, until shutdown leaves the queue empty or a
 /// shrinking resize retires it between two jobs.
 /// The worker must have been enlisted ([`Registry::enlist_worker`]).
 pub(super) fn worker_loop(registry: Arc<Registry>, counters: Arc<CachePadded<WorkerCounters>>) {
+    WORKER_OF.set(Arc::as_ptr(&registry));
+    let _mark = WorkerMark;
     let helping = Arc::clone(&registry);
     let helper_counters = Arc::clone(&counters);
     let _helper = future::register_helper(Rc::new(move |done: &dyn Fn() -> bool, deadline| {
@@ -222,5 +255,5 @@ pub(super) fn worker_loop(registry: Arc<Registry>, counters: Arc<CachePadded<Wor
             });
         }
     }
-    registry.live.fetch_sub(1, Ordering::SeqCst);
+    registry.worker_left();
 }

@@ -19,17 +19,29 @@ pub(super) struct ScopeState {
     all_done: Condvar,
 }
 
-/// Counts a scoped task as finished when dropped, after the task and its captures are gone,
-/// whether the task ran or was discarded unrun.
+/// Counts a scoped task as finished when dropped; [`ScopedJob`] drops it only after the task
+/// and its captures are gone, whether the task ran or was discarded unrun.
 struct ScopeTicket {
     state: Arc<ScopeState>,
 }
 
-/// A job and the ticket it holds. The fields drop in declaration order, so a job dropped unrun
-/// drops everything it captured before its ticket lets the scope end.
-struct Ticketed<'scope> {
+/// A scoped task as the queue holds it. The fields drop in declaration order, and that order
+/// is what makes the lifetime erasure of a scope's `push` sound: the job (the user's closure
+/// with everything it captured, and the promise) is gone before the ticket lets the scope
+/// return, as in the standard library's scoped-thread packet.
+struct ScopedJob<'scope> {
     job: JobFor<'scope>,
     ticket: ScopeTicket,
+}
+
+impl ScopedJob<'_> {
+    fn run(self, counters: &WorkerCounters) {
+        let ScopedJob { job, ticket } = self;
+        // The call consumes the job: its captures are dropped inside it, whether it returns
+        // or unwinds, so `ticket` (dropped here or while unwinding this frame) comes last.
+        job(counters);
+        drop(ticket);
+    }
 }
 
 impl Drop for ScopeTicket {
@@ -154,28 +166,36 @@ impl<'scope> Enqueue<'scope> for Scope<'scope, '_> {
     /// Counts `job` as running until it has run, or been dropped with everything it captured.
     fn tie(&self, job: JobFor<'scope>) -> JobFor<'scope> {
         *self.state.running.lock() += 1;
-        let ticketed = Ticketed {
+        let scoped = ScopedJob {
             job,
             ticket: ScopeTicket {
                 state: Arc::clone(&self.state),
             },
         };
-        Box::new(move |counters: &WorkerCounters| {
-            let Ticketed { job, ticket } = ticketed;
-            job(counters);
-            drop(ticket);
-        })
+        // Captures `scoped` whole (it is used by value), so dropping this closure unrun drops
+        // the `ScopedJob`, fields in declaration order.
+        Box::new(move |counters: &WorkerCounters| scoped.run(counters))
     }
 
     unsafe fn push(&self, job: JobFor<'scope>) {
         // SAFETY: `job` borrows data that lives for 'scope, and by the contract of `push`
-        // reaches it only through tied jobs. `ThreadPool::scope` does not return (not even by
-        // unwinding: the body runs under `catch_unwind`) before `wait_all` has seen every
-        // ticket dropped, and a tied job drops its ticket only after it has run, or been
-        // dropped together with everything it captured (`Ticketed`'s field order). So no
-        // borrowed data is reached after 'scope, and extending the job's lifetime to
-        // 'static for the queue is never observable. Only the lifetime changes; the layout is
-        // identical.
+        // reaches it only through tied jobs, so nothing of a tied job (the user's closure, its
+        // captures, the promise) may be used or dropped once `ThreadPool::scope` has returned.
+        // `scope` does not return, not even by unwinding (the body runs under
+        // `catch_unwind`), before `wait_all` has seen every `ScopeTicket` dropped, and a
+        // `ScopedJob` drops its ticket only after its job is gone, on every path:
+        // * run: `ScopedJob::run` consumes the job by calling it (`run_task` catches a panic
+        //   of the task, which drops the task's captures inside the call) and then drops the
+        //   ticket;
+        // * a panic escaping the job itself: the call consumed the job, so unwinding drops
+        //   its captures inside the call, before it reaches `run`'s frame and the ticket;
+        // * never run (`shutdown_cancel`, or a push after the workers exited, drains the
+        //   queue): dropping the tied closure drops its one capture, the `ScopedJob`, whose
+        //   fields drop in declaration order, the job before the ticket.
+        // A map chunk's queued closure holds only its slot; once the tied job is out of the
+        // slot it touches nothing borrowed. So no borrowed data is reached after 'scope, and
+        // extending the job's lifetime to 'static for the queue is never observable. Only the
+        // lifetime changes; the layout is identical.
         let job = unsafe { std::mem::transmute::<JobFor<'scope>, JobFor<'static>>(job) };
         self.pool.registry.push(Job::Boxed(job));
     }
@@ -188,3 +208,6 @@ impl fmt::Debug for Scope<'_, '_> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod test;

@@ -1,9 +1,9 @@
 //! Parking idle workers and waking them; see `README.md` beside this file for the protocol.
 
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{AtomicUsize, Condvar, Mutex, fence};
 
 /// How long an idle worker keeps looking for work before it parks.
 pub(super) const SPIN_BEFORE_PARK: Duration = Duration::from_micros(10);
@@ -67,3 +67,6 @@ impl Sleep {
         self.sleepers.fetch_sub(woken, Ordering::SeqCst);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom;

@@ -21,6 +21,7 @@ mod resize;
 mod tasks;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use parexec::ProcessPool;
@@ -130,4 +131,17 @@ fn run_and_check_children(test: fn()) -> Result<Completion, Failed> {
 
 fn pool(workers: usize) -> ProcessPool {
     ProcessPool::new(workers).expect("the pool starts")
+}
+
+/// Polls `done` for a bounded time; returns whether it held. Not a timing assertion: it
+/// returns as soon as `done` holds.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
 }

@@ -1,28 +1,12 @@
 //! Live resize: growing and shrinking during a running map keep every result, in order, and
 //! the workers a shrink lets go are reaped, not left as zombies.
-
-use std::time::{Duration, Instant};
-
 use parexec::Error;
 
 use crate::tasks::short_nap;
-use crate::{census, pool};
+use crate::{census, eventually, pool};
 
 fn naps(n: u64) -> Vec<u64> {
     (0..n).map(|x| x + 1).collect()
-}
-
-/// Polls `done` for a bounded time; returns whether it held. Not a timing assertion: it
-/// returns as soon as `done` holds.
-fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    true
 }
 
 pub fn growing_during_a_map_starts_workers_at_once() {

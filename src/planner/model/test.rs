@@ -270,3 +270,30 @@ fn large_payloads_make_processes_lose() {
     );
     assert!(!d.parallel && d.speedup < 1.0, "{d:?}");
 }
+
+#[test]
+fn a_cluster_offers_its_workers_beyond_this_machine() {
+    // 100,000 items of 2 ms on a 2-core machine, with an MPI job of 16 workers on 4 hosts.
+    let mut mpi = ExecutorCosts::new(
+        ExecutorKind::Mpi,
+        Duration::from_millis(30),
+        Duration::from_micros(100),
+    );
+    mpi.cluster = Some((16, 4));
+    let p = WorkloadProfile::uniform(100_000, Duration::from_millis(2));
+    let m = Machine::with_cores(2);
+    let d = decide(&p, &m, &[threads(), mpi.clone()], &Options::default());
+    assert_eq!(
+        (d.best.kind, d.best.workers),
+        (ExecutorKind::Mpi, 16),
+        "{d:?}"
+    );
+    assert!(
+        d.parallel && d.efficiency > 0.9 && d.speedup > 14.0,
+        "{d:?}"
+    );
+    // Without the cluster, the same costs are bound to this machine's cores.
+    mpi.cluster = None;
+    let local = decide(&p, &m, &[mpi], &Options::default());
+    assert_eq!(local.best.workers, 2, "{local:?}");
+}
