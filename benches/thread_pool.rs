@@ -2,8 +2,9 @@
 //! serial code, `rayon`, and the `threadpool` crate.
 //!
 //! Targets (ratios within a group): `submit_result_noop` per task <= rayon's spawn + channel
-//! send; `map_trivial` within 2x of rayon's `par_iter().map().collect()`; `cpu_bound_equal`
-//! speedup over serial >= 0.95 x workers.
+//! send; `map_trivial` within 2x of rayon's `par_iter().map().collect()`; `map_borrowed_slice`
+//! (a scoped map over a borrowed slice) within 2x of rayon's `par_iter()` over the same slice;
+//! `cpu_bound_equal` speedup over serial >= 0.95 x workers.
 
 mod support;
 
@@ -115,6 +116,43 @@ fn map_trivial(c: &mut Criterion) {
     group.finish();
 }
 
+fn map_borrowed_slice(c: &mut Criterion) {
+    let pool = ThreadPool::new(WORKERS).unwrap();
+    let rayon_pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .build()
+        .unwrap();
+    let table: Vec<u64> = (0..MAP_ITEMS).collect();
+    let mut group = c.benchmark_group("map_borrowed_slice");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(MAP_ITEMS));
+    group.bench_function("serial", |b| {
+        b.iter(|| {
+            table
+                .iter()
+                .map(|x| black_box(*x) * 2)
+                .collect::<Vec<u64>>()
+        })
+    });
+    group.bench_function("parexec_scope_map_collect_vec", |b| {
+        b.iter(|| {
+            pool.scope(|s| s.map(|x: &u64| black_box(*x) * 2, &table).collect_vec())
+                .unwrap()
+        })
+    });
+    group.bench_function("rayon_par_iter", |b| {
+        b.iter(|| {
+            rayon_pool.install(|| {
+                table
+                    .par_iter()
+                    .map(|x| black_box(*x) * 2)
+                    .collect::<Vec<u64>>()
+            })
+        })
+    });
+    group.finish();
+}
+
 fn cpu_bound_equal(c: &mut Criterion) {
     let pool = ThreadPool::new(WORKERS).unwrap();
     let rayon_pool = rayon::ThreadPoolBuilder::new()
@@ -171,5 +209,11 @@ fn cpu_bound_equal(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, submit_result_noop, map_trivial, cpu_bound_equal);
+criterion_group!(
+    benches,
+    submit_result_noop,
+    map_trivial,
+    map_borrowed_slice,
+    cpu_bound_equal
+);
 criterion_main!(benches);

@@ -182,7 +182,7 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
         let mut planned = Planner::new()
             .threshold(options.threshold)
             .executors(&options.executor.kinds())
-            .pilot(&pilot, classify_item)
+            .pilot_fn(&pilot, classify_item)
             .plan()?;
         println!("classifying {source}; plan from a pilot on the first rows:\n\n{planned}\n");
         if let Some(path) = &options.plot {
@@ -197,7 +197,7 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             "rows",
         );
         drain(
-            planned.map(classify_item, pilot.into_iter().chain(rows))?,
+            planned.map_fn(classify_item, pilot.into_iter().chain(rows))?,
             &mut sink,
             &bar,
         )?;

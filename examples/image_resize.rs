@@ -194,7 +194,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
     let mut plan = Planner::new()
         .threshold(args.threshold)
         .executors(&args.executor.kinds())
-        .pilot_weighted(&jobs, thumbnail, |job| job.pixels as f64)
+        .pilot_weighted_fn(&jobs, thumbnail, |job| job.pixels as f64)
         .plan()
         .map_err(|e| format!("planning failed: {e}"))?;
     println!("{plan}\n");
@@ -207,7 +207,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
     let started = Instant::now();
     let (mut failed, mut succeeded) = (failures.len(), 0);
     let mut fingerprints = Vec::new();
-    for (found, result) in images.iter().zip(plan.map(thumbnail, jobs.clone())?) {
+    for (found, result) in images.iter().zip(plan.map_fn(thumbnail, jobs.clone())?) {
         let outcome = result.map_err(|e| e.to_string()).and_then(|thumb| thumb);
         if args.compare_serial {
             fingerprints.push(compare::fingerprint(&outcome));

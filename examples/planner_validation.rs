@@ -222,7 +222,7 @@ fn run_parallel<A: Payload + Clone>(
     started.elapsed()
 }
 
-fn plan<A: Payload + Clone>(w: &Workload<A>) -> Plan {
+fn plan<A: Payload + Clone + Sync>(w: &Workload<A>) -> Plan {
     let serial_phase = fastest(REPS, || {
         let started = Instant::now();
         black_box(spin(w.serial_iters));
@@ -230,8 +230,8 @@ fn plan<A: Payload + Clone>(w: &Workload<A>) -> Plan {
     });
     let planner = Planner::new();
     let planner = match w.weight {
-        Some(weight) => planner.pilot_weighted(&w.items, w.f, weight),
-        None => planner.pilot(&w.items, w.f),
+        Some(weight) => planner.pilot_weighted_fn(&w.items, w.f, weight),
+        None => planner.pilot_fn(&w.items, w.f),
     };
     let planner = if w.serial_iters > 0 {
         planner.serial(serial_phase)
@@ -271,12 +271,12 @@ fn speedup<A: Payload + Clone>(
     ratios[ratios.len() / 2]
 }
 
-fn validate<A: Payload + Clone>(w: &Workload<A>, cores: usize) -> Row {
+fn validate<A: Payload + Clone + Sync>(w: &Workload<A>, cores: usize) -> Row {
     let plan = plan(w);
     println!("== {}\n{plan}", w.name);
     let expected: Vec<u64> = w.items.iter().cloned().map(w.f).collect();
     let via_plan: Vec<u64> = plan
-        .map(w.f, w.items.clone())
+        .map_fn(w.f, w.items.clone())
         .and_then(|m| m.collect::<Result<_, _>>())
         .expect("the plan runs");
     assert_eq!(
@@ -284,7 +284,7 @@ fn validate<A: Payload + Clone>(w: &Workload<A>, cores: usize) -> Row {
         "the plan's map returns every result in order"
     );
 
-    let measured = speedup(w, plan.workers, Some(plan.chunksize), REPS);
+    let measured = speedup(w, plan.parallel_workers, Some(plan.chunksize), REPS);
     let c = plan.chunksize;
     let mut chunks = vec![Some(1), Some((c / 4).max(1)), Some(c), Some(c * 4), None];
     chunks.dedup();
@@ -295,7 +295,7 @@ fn validate<A: Payload + Clone>(w: &Workload<A>, cores: usize) -> Row {
         let efficient =
             |s: f64| workers > 1 && s > 1.0 && s / workers.min(cores) as f64 >= plan.threshold;
         for &chunk in &chunks {
-            let mut s = if (workers, chunk) == (plan.workers, Some(c)) {
+            let mut s = if (workers, chunk) == (plan.parallel_workers, Some(c)) {
                 measured
             } else {
                 speedup(w, workers, chunk, 1)
@@ -304,7 +304,7 @@ fn validate<A: Payload + Clone>(w: &Workload<A>, cores: usize) -> Row {
             let near_threshold =
                 (s / workers.min(cores) as f64 / plan.threshold - 1.0).abs() < 0.15;
             if (near_threshold || s > recommended.max(best.1))
-                && (workers, chunk) != (plan.workers, Some(c))
+                && (workers, chunk) != (plan.parallel_workers, Some(c))
             {
                 s = speedup(w, workers, chunk, REPS);
             }

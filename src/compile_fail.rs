@@ -38,6 +38,67 @@
 //! assert!(workers.is_some());
 //! ```
 //!
+//! # A scoped map cannot escape its scope
+//!
+//! Its chunks borrow the caller's stack, and the scope waits for them only until it returns:
+//!
+//! ```compile_fail,E0521
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! let table = vec![1, 2, 3];
+//! let mut leaked = None;
+//! pool.scope(|s| leaked = Some(s.map(|i: usize| table[i], 0..3)));
+//! ```
+//!
+//! ```
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! let table = vec![1, 2, 3];
+//! let mut collected = None;
+//! pool.scope(|s| collected = Some(s.map(|i: usize| table[i], 0..3).collect_vec()));
+//! assert_eq!(collected.unwrap().unwrap(), [1, 2, 3]);
+//! ```
+//!
+//! # A scoped map's function cannot borrow what dies before the scope ends
+//!
+//! A chunk that has started keeps running after its map is dropped, until the scope ends:
+//!
+//! ```compile_fail,E0373
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! pool.scope(|s| {
+//!     let offset = 5;
+//!     let _ = s.map(|x: u32| x + offset, 0..3).collect_vec();
+//! });
+//! ```
+//!
+//! ```
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! let offset = 5;
+//! pool.scope(|s| {
+//!     assert_eq!(s.map(|x: u32| x + offset, 0..3).collect_vec().unwrap(), [5, 6, 7]);
+//! });
+//! ```
+//!
+//! # A map is `Send` only when its input is
+//!
+//! The consuming thread pulls items from the input, so moving the map moves the input:
+//!
+//! ```compile_fail,E0277
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! let shared = std::rc::Rc::new(vec![1_u32, 2, 3]);
+//! let map = pool.map(|x: u32| x + 1, (0..3).map(move |i| shared[i]));
+//! std::thread::scope(|s| {
+//!     s.spawn(move || map.count());
+//! });
+//! ```
+//!
+//! ```
+//! let pool = parexec::ThreadPool::new(1).unwrap();
+//! let shared = std::sync::Arc::new(vec![1_u32, 2, 3]);
+//! let map = pool.map(|x: u32| x + 1, (0..3).map(move |i| shared[i]));
+//! std::thread::scope(|s| {
+//!     assert_eq!(s.spawn(move || map.count()).join().unwrap(), 3);
+//! });
+//! ```
+//!
 //! # A process pool takes plain functions, never capturing closures
 //!
 //! A task crosses to the worker as a code offset; captured state would stay behind.

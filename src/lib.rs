@@ -5,7 +5,8 @@
 //! [`as_completed`] and [`wait`].
 //!
 //! * [`ThreadPool`] runs closures on worker threads; a panicking task fails only its own
-//!   future.
+//!   future. In a [`ThreadPool::scope`], tasks and maps ([`Scope::map`]) may borrow the
+//!   caller's stack.
 //! * [`ProcessPool`] runs `fn(A) -> R` tasks with serde payloads in worker processes: a
 //!   crash, abort or runaway task fails only the task it was running, and the pool replaces the
 //!   worker. Workers serve before `main` runs; [`init`] is optional.
@@ -54,7 +55,8 @@
 //! # Architecture
 //!
 //! Dependencies point one way: executors depend on the future, the map and the planner's
-//! types, never the reverse.
+//! types, never the reverse; the map does not know the planner either (`Map::with_plan` takes
+//! [`MapSettings`], which a [`Plan`] converts into).
 //!
 //! ```text
 //! src/
@@ -64,7 +66,8 @@
 //!   map/            Map: the window of chunks (mod.rs), a chunk's results (chunk.rs), the
 //!                   ChunkDispatch interface executors implement (dispatch.rs), in-place output
 //!                   for collect_vec beside the Drop it relies on (in_place.rs), polling as a
-//!                   stream (stream.rs), progress bars (progress.rs, feature `progress`)
+//!                   stream (stream.rs), progress bars (progress.rs, feature `progress`),
+//!                   MapSettings that with_plan applies (settings.rs)
 //!   stream.rs       Streaming: maps and as_completed as futures_core::Stream
 //!   progress.rs     the progress bar a map or as_completed advances (feature `progress`)
 //!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
@@ -72,7 +75,8 @@
 //!                   definition for both pools' defaults and the planner
 //!   executor.rs     the sealed Executor trait, Payload, Stats
 //!   thread_pool/    workers over one injector queue: registry, park/wake (sleep.rs), jobs,
-//!                   counters, scopes, map chunks, starting workers and live resize (resize.rs)
+//!                   counters, scopes (tasks and maps), map chunks, starting workers and live
+//!                   resize (resize.rs)
 //!   process/        worker processes: builder, job, dispatch, schedule (pure state),
 //!                   supervisor, resize, launch, entry, spawn, worker, protocol, code
 //!   mpi/            (feature mpi) MpiPool over MPI ranks: launch, wire, link (rank 0's MPI
@@ -127,7 +131,7 @@ pub use crate::cores::Cores;
 pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
-pub use crate::map::{Map, MapUnordered};
+pub use crate::map::{Map, MapSettings, MapUnordered};
 #[cfg(feature = "mpi")]
 pub use crate::mpi::{MpiPool, MpiPoolBuilder, MpiRank};
 pub use crate::planner::{Plan, Planner};

@@ -42,6 +42,7 @@ pub fn override_workers(plan: &mut Plan, workers: Option<usize>) {
     if let Some(workers) = workers {
         plan.parallel = true;
         plan.workers = workers;
+        plan.parallel_workers = workers;
     }
 }
 

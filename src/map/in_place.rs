@@ -39,6 +39,15 @@ pub(crate) struct OutputBuffer<R> {
     claimed: usize,
 }
 
+// SAFETY: the buffer owns its vector, and `base` points into that vector's heap allocation,
+// which does not move when the buffer does; so the buffer is a `Vec<R>` plus an index and
+// moving it to another thread moves only the `R`s it owns. Writes through `base` happen only
+// through `Slots`, each an exclusive handle on a disjoint range that `claim` (which takes
+// `&mut self`) hands out once; the buffer itself reads its memory only in `commit`,
+// `append` and `into_vec`, all on `&mut self` and only where runs have been handed back.
+// Without this, `Map` and `MapUnordered` would not be `Send`.
+unsafe impl<R: Send> Send for OutputBuffer<R> {}
+
 impl<R> Default for OutputBuffer<R> {
     fn default() -> Self {
         Self::from_vec(Vec::new())

@@ -17,6 +17,7 @@ mod dispatch;
 mod in_place;
 #[cfg(feature = "progress")]
 mod progress;
+mod settings;
 mod stream;
 
 use std::collections::VecDeque;
@@ -30,10 +31,11 @@ use crossbeam_channel::{Receiver, Sender};
 pub(crate) use self::chunk::Chunk;
 pub(crate) use self::dispatch::{ChunkDispatch, DispatchInto, Dispatched};
 pub(crate) use self::in_place::Slots;
+pub use self::settings::MapSettings;
 
 use self::chunk::Ready;
+use self::dispatch::Inline;
 use self::in_place::OutputBuffer;
-use crate::Plan;
 use crate::chunking::{ChunkSizer, WINDOW_PER_WORKER};
 use crate::progress::Progress;
 use crate::{Error, Future};
@@ -43,13 +45,13 @@ use crate::{Error, Future};
 /// stops refilling the window.
 const RUN_HERE_LIMIT: Duration = Duration::from_micros(100);
 
-struct InFlight<R> {
+struct InFlight<'p, R> {
     seq: u64,
     first_index: usize,
     len: usize,
     /// `None` once an unordered consumer has taken it out of order.
     future: Option<Future<Chunk<R>>>,
-    run_here: Option<Box<dyn FnOnce() + Send>>,
+    run_here: Option<Box<dyn FnOnce() + Send + 'p>>,
 }
 
 /// The lazy iterator returned by `map`: yields `Result<R, Error>` for every input item, in
@@ -69,6 +71,12 @@ struct InFlight<R> {
 /// * **Collecting everything.** [`collect_vec`](Map::collect_vec) gathers the whole map into a
 ///   `Vec` with the workers writing in place; much faster than item-by-item `collect` when
 ///   items are cheap.
+/// * **Borrowing.** [`Scope::map`](crate::Scope::map) makes the same iterator over a function
+///   and items that borrow the caller's stack.
+/// * **Planned.** [`with_plan`](Map::with_plan) applies a plan's chunk size, and runs a plan
+///   that stays serial on the consuming thread.
+/// * **Sendable.** A map is `Send` when its input and results are: another thread may
+///   consume it.
 ///
 /// ```
 /// use parexec::ThreadPool;
@@ -89,10 +97,12 @@ pub struct Map<'p, I: Iterator, R> {
     /// Set once the input ran short of a chunk: it is never polled again. (Not `Fuse`, which
     /// would hide `TrustedLen` from the chunk's `collect` and cost a check per item.)
     items_exhausted: bool,
-    dispatch: Box<dyn ChunkDispatch<I::Item, R> + Send + 'p>,
+    dispatch: Box<dyn ChunkDispatch<'p, I::Item, R> + Send + 'p>,
     sizer: ChunkSizer,
     window: usize,
-    in_flight: VecDeque<InFlight<R>>,
+    /// Set by a serial [`MapSettings`]: chunks run on the consuming thread, one at a time.
+    serial: bool,
+    in_flight: VecDeque<InFlight<'p, R>>,
     active: usize,
     next_seq: u64,
     next_index: usize,
@@ -111,7 +121,10 @@ pub struct Map<'p, I: Iterator, R> {
 }
 
 impl<'p, I: Iterator, R> Map<'p, I, R> {
-    pub(crate) fn new(items: I, dispatch: Box<dyn ChunkDispatch<I::Item, R> + Send + 'p>) -> Self {
+    pub(crate) fn new(
+        items: I,
+        dispatch: Box<dyn ChunkDispatch<'p, I::Item, R> + Send + 'p>,
+    ) -> Self {
         let workers = dispatch.workers().max(1);
         let sizer = ChunkSizer::adaptive(workers, dispatch.chunk_overhead());
         Map {
@@ -120,6 +133,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             dispatch,
             sizer,
             window: WINDOW_PER_WORKER * workers,
+            serial: false,
             in_flight: VecDeque::new(),
             active: 0,
             next_seq: 0,
@@ -132,6 +146,18 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             progress: Progress::default(),
             output: OutputBuffer::default(),
         }
+    }
+
+    /// A map with no pool behind it: every chunk runs on the consuming thread.
+    pub(crate) fn inline<F>(items: I, f: F) -> Self
+    where
+        F: Fn(I::Item) -> R + Send + 'p,
+    {
+        let settings = MapSettings {
+            serial: true,
+            ..MapSettings::default()
+        };
+        Map::new(items, Box::new(Inline { f })).with_plan(settings)
     }
 
     /// Sends exactly `n` items per chunk (the last chunk may be shorter) instead of sizing
@@ -203,9 +229,49 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
         MapUnordered { inner: self }
     }
 
+    /// Applies `settings`: a [`Plan`](crate::Plan)'s chunk size and its decision to stay
+    /// serial, or settings written by hand. A serial map runs each chunk on the consuming
+    /// thread when its results are needed, never on the pool, whatever the pool's size. The
+    /// last settings applied win.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use parexec::{Planner, ThreadPool};
+    /// use parexec::planner::WorkloadProfile;
+    ///
+    /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(20));
+    /// let plan = Planner::new().profile(profile).plan()?;
+    /// let pool = ThreadPool::new(plan.workers)?;
+    /// let n = pool.map(|x: u32| x + 1, 0..10_000).with_plan(&plan).count();
+    /// assert_eq!(n, 10_000);
+    ///
+    /// // Nanoseconds per item: the plan stays serial, and the map runs on this thread.
+    /// let tiny = WorkloadProfile::uniform(10_000, Duration::from_nanos(2));
+    /// let plan = Planner::new().profile(tiny).plan()?;
+    /// assert!(!plan.parallel && plan.workers == 1, "{plan}");
+    /// let caller = std::thread::current().id();
+    /// let on_caller = pool
+    ///     .map(move |_: u32| std::thread::current().id() == caller, 0..10_000)
+    ///     .with_plan(&plan)
+    ///     .collect_vec()?;
+    /// assert!(on_caller.into_iter().all(|here| here));
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn with_plan(mut self, settings: impl Into<MapSettings>) -> Self {
+        let settings = settings.into();
+        self.serial = settings.serial;
+        match settings.chunksize {
+            Some(n) => self.chunksize(n),
+            None => self,
+        }
+    }
+
     /// Dispatches chunks until the window is full or the input is exhausted.
     fn fill(&mut self) {
-        while self.active < self.window {
+        // A serial chunk is done at dispatch: a window wider than one would only compute
+        // ahead of the consumer.
+        let window = if self.serial { 1 } else { self.window };
+        while self.active < window {
             if self.items_exhausted {
                 return;
             }
@@ -221,12 +287,16 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             }
             let len = chunk.len();
             let in_place = self.dispatch.in_place().filter(|_| self.collecting);
-            let Dispatched { future, run_here } = match in_place {
-                Some(into) => match self.output.claim(len) {
+            let Dispatched { future, run_here } = match (in_place, self.serial) {
+                (Some(into), serial) => match self.output.claim(len) {
+                    Ok(slots) if serial => {
+                        Dispatched::ready(Ok(into.run_inline_into(chunk, slots)))
+                    }
                     Ok(slots) => into.dispatch_into(chunk, slots),
                     Err(error) => Dispatched::ready(Err(error)),
                 },
-                None => self.dispatch.dispatch(chunk),
+                (None, true) => Dispatched::ready(Ok(self.dispatch.run_inline(chunk))),
+                (None, false) => self.dispatch.dispatch(chunk),
             };
             if let Some(completions) = &self.completions {
                 completions.notify_on_done(&future, self.next_seq);
@@ -338,26 +408,6 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             self.in_flight.pop_front();
         }
         Some((first_index, len, future))
-    }
-}
-
-impl<I: Iterator, R> Map<'_, I, R> {
-    /// Uses the chunk size of `plan` instead of sizing chunks automatically.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use parexec::{Planner, ThreadPool};
-    /// use parexec::planner::WorkloadProfile;
-    ///
-    /// let profile = WorkloadProfile::uniform(10_000, Duration::from_micros(20));
-    /// let plan = Planner::new().profile(profile).plan()?;
-    /// let pool = ThreadPool::new(plan.workers)?;
-    /// let n = pool.map(|x: u32| x + 1, 0..10_000).with_plan(&plan).count();
-    /// assert_eq!(n, 10_000);
-    /// # Ok::<(), parexec::Error>(())
-    /// ```
-    pub fn with_plan(self, plan: &Plan) -> Self {
-        self.chunksize(plan.chunksize.max(1))
     }
 }
 

@@ -28,7 +28,7 @@ pub use builder::MpiPoolBuilder;
 pub(crate) use calibrate::costs;
 pub(crate) use launch::{has_workers, init};
 
-use crate::map::{ChunkDispatch, DispatchInto, Dispatched};
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// A pool of MPI ranks that runs `fn(A) -> R` tasks with serde payloads: rank 0 runs `main`
@@ -315,12 +315,17 @@ struct MpiChunks<'p, A, R> {
     f: fn(A) -> R,
 }
 
-impl<A: Payload, R: Payload> ChunkDispatch<A, R> for MpiChunks<'_, A, R> {
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+impl<'p, A: Payload, R: Payload> ChunkDispatch<'p, A, R> for MpiChunks<'_, A, R> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<'p, R> {
         Dispatched {
             future: self.pool.shared.dispatch_chunk(self.f, items),
             run_here: None,
         }
+    }
+
+    /// A plan that stays serial runs `f` on this rank, as it would without a pool.
+    fn run_inline(&self, items: Vec<A>) -> Chunk<R> {
+        Chunk::run(self.f, items)
     }
 
     fn workers(&self) -> usize {
@@ -332,7 +337,7 @@ impl<A: Payload, R: Payload> ChunkDispatch<A, R> for MpiChunks<'_, A, R> {
     }
 
     /// Results come back as messages: the consumer moves them into place.
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+    fn in_place(&self) -> Option<&dyn DispatchInto<'p, A, R>> {
         None
     }
 }

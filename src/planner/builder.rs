@@ -10,13 +10,21 @@ use super::plan::Plan;
 use crate::{Error, ExecutorKind, Payload};
 
 /// A pilot waiting to run, once the planner knows whether payload sizes matter.
-type PendingPilot<'a> = Box<dyn FnOnce(bool) -> Result<WorkloadProfile, Error> + 'a>;
+struct PendingPilot<'a> {
+    run: Box<dyn FnOnce(bool) -> Result<WorkloadProfile, Error> + Send + 'a>,
+    /// Whether it can measure payload sizes: its items and results are serde types.
+    sizes_payloads: bool,
+}
 
 /// Measures a workload and recommends how to run it: serially or in parallel, on threads or
 /// processes, with how many workers and what chunk size. See [`Plan`] for the result.
 ///
 /// The pilot runs items serially on the calling thread; a panic in one of them is caught and
 /// its time still counts (the same item fails again, alone, when the plan runs it).
+///
+/// Planning for threads takes any items and any closure ([`pilot`](Planner::pilot)); a
+/// process pool is a candidate only with a pilot of a plain `fn` over serde types
+/// ([`pilot_fn`](Planner::pilot_fn)), which can measure what a process pool would move.
 ///
 /// ```
 /// use parexec::Planner;
@@ -110,6 +118,11 @@ impl<'a> Planner<'a> {
     /// 10 ms (or every item), at most 200 ms once 8 items have run, and never more than 1 s
     /// plus the item in progress.
     ///
+    /// The items may be anything `Clone + Sync` (each sampled item is cloned once; for items
+    /// that are not `Clone`, pilot a slice of references to them) and `f` any `Send`
+    /// closure: this plans for threads. To let the plan choose a process pool, pilot a plain
+    /// function over serde types with [`pilot_fn`](Planner::pilot_fn) instead.
+    ///
     /// The sampled items run once more when the plan runs them, so `f` must tolerate running
     /// twice on an item. An item that dominates the total but is not sampled stays invisible;
     /// if item costs are predictable from the items, use
@@ -119,14 +132,46 @@ impl<'a> Planner<'a> {
     /// let items: Vec<u32> = (0..1000).collect();
     /// let plan = parexec::Planner::new().pilot(&items, |x: u32| x.count_ones()).plan()?;
     /// assert!(!plan.parallel, "a few nanoseconds per item never repay a pool");
+    ///
+    /// // Borrowed items and a capturing closure plan just as well.
+    /// let text = String::from("one two three four");
+    /// let words: Vec<&str> = text.split(' ').collect();
+    /// let suffix = "!";
+    /// let plan = parexec::Planner::new()
+    ///     .pilot(&words, |w: &str| format!("{w}{suffix}"))
+    ///     .plan()?;
+    /// assert_eq!(plan.workload.items, 4);
     /// # Ok::<(), parexec::Error>(())
     /// ```
-    pub fn pilot<A, R>(self, items: &'a [A], f: impl Fn(A) -> R + 'a) -> Self
+    pub fn pilot<A, R>(self, items: &'a [A], f: impl Fn(A) -> R + Send + 'a) -> Self
     where
-        A: Payload + Clone,
+        A: Clone + Sync,
+    {
+        self.with_pilot(false, move |_| pilot::run(items, f, None, None))
+    }
+
+    /// Like [`pilot`](Planner::pilot), for a plain function over serde types, so that a
+    /// process pool can be a candidate (see [`executors`](Planner::executors)): the pilot then
+    /// also measures the bytes a process pool would move per item. Run the plan with
+    /// [`Plan::map_fn`].
+    ///
+    /// ```
+    /// fn digits(x: u64) -> u32 { x.to_string().len() as u32 }
+    ///
+    /// let items: Vec<u64> = (0..1000).collect();
+    /// let plan = parexec::Planner::new().pilot_fn(&items, digits).plan()?;
+    /// let out = plan.map_fn(digits, items)?.collect_vec()?;
+    /// assert_eq!(out[999], 3);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn pilot_fn<A, R>(self, items: &'a [A], f: fn(A) -> R) -> Self
+    where
+        A: Payload + Clone + Sync,
         R: Payload,
     {
-        self.with_pilot(move |sizes| pilot::run(items, f, None, sizes))
+        self.with_pilot(true, move |sizes| {
+            pilot::run(items, f, None, sizes.then_some(&pilot::serde_size))
+        })
     }
 
     /// Like [`pilot`](Planner::pilot), with a `weight` per item that the item's cost is
@@ -153,22 +198,65 @@ impl<'a> Planner<'a> {
     pub fn pilot_weighted<A, R>(
         self,
         items: &'a [A],
-        f: impl Fn(A) -> R + 'a,
+        f: impl Fn(A) -> R + Send + 'a,
         weight: impl Fn(&A) -> f64,
     ) -> Self
     where
-        A: Payload + Clone,
+        A: Clone + Sync,
+    {
+        let weights: Vec<f64> = items.iter().map(weight).collect();
+        self.with_pilot(false, move |_| pilot::run(items, f, Some(&weights), None))
+    }
+
+    /// [`pilot_weighted`](Planner::pilot_weighted) for a plain function over serde types, so
+    /// that a process pool can be a candidate, as with [`pilot_fn`](Planner::pilot_fn).
+    ///
+    /// # Errors
+    ///
+    /// As [`pilot_weighted`](Planner::pilot_weighted).
+    ///
+    /// ```
+    /// fn sum_to(n: u64) -> u64 { (0..n).sum() }
+    ///
+    /// let items: Vec<u64> = (0..200).map(|i| i * 10).collect();
+    /// let plan = parexec::Planner::new()
+    ///     .pilot_weighted_fn(&items, sum_to, |&n| n as f64 + 1.0)
+    ///     .plan()?;
+    /// assert_eq!(plan.map_fn(sum_to, items)?.collect_vec()?[2], 190);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn pilot_weighted_fn<A, R>(
+        self,
+        items: &'a [A],
+        f: fn(A) -> R,
+        weight: impl Fn(&A) -> f64,
+    ) -> Self
+    where
+        A: Payload + Clone + Sync,
         R: Payload,
     {
         let weights: Vec<f64> = items.iter().map(weight).collect();
-        self.with_pilot(move |sizes| pilot::run(items, f, Some(&weights), sizes))
+        self.with_pilot(true, move |sizes| {
+            pilot::run(
+                items,
+                f,
+                Some(&weights),
+                sizes.then_some(&pilot::serde_size),
+            )
+        })
     }
 
+    /// Sets the pilot, which `plan` runs with `true` to measure payload sizes too; only a
+    /// pilot over serde types (`sizes_payloads`) can.
     fn with_pilot(
         mut self,
-        pilot: impl FnOnce(bool) -> Result<WorkloadProfile, Error> + 'a,
+        sizes_payloads: bool,
+        run: impl FnOnce(bool) -> Result<WorkloadProfile, Error> + Send + 'a,
     ) -> Self {
-        self.pilot = Some(Box::new(pilot));
+        self.pilot = Some(PendingPilot {
+            run: Box::new(run),
+            sizes_payloads,
+        });
         self.profile = None;
         self
     }
@@ -272,13 +360,15 @@ impl<'a> Planner<'a> {
     /// The executors the decision may choose from (default: threads only, because a process
     /// pool needs `parexec::init()` at the start of `main`). Including processes calibrates
     /// them on first use (see [`Calibration::process_pool`]) and measures payload sizes in
-    /// the pilot.
+    /// the pilot, which must then be a [`pilot_fn`](Planner::pilot_fn) (or a given
+    /// [`profile`](Planner::profile)).
     ///
     /// # Errors
     ///
-    /// [`plan`](Planner::plan) fails with [`Error::InvalidArgument`] for an empty list, and
-    /// with the process pool's own error if it cannot start (for example
-    /// [`Error::Handshake`] without `parexec::init()`).
+    /// [`plan`](Planner::plan) fails with [`Error::InvalidArgument`] for an empty list, or
+    /// for processes with a pilot that cannot measure payloads; and with the process pool's
+    /// own error if it cannot start (for example [`Error::Handshake`] without
+    /// `parexec::init()`).
     ///
     /// ```standalone_crate
     /// use parexec::{ExecutorKind, Planner};
@@ -290,7 +380,7 @@ impl<'a> Planner<'a> {
     /// parexec::init();
     /// let files: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 64 << 10]).collect();
     /// let plan = Planner::new()
-    ///     .pilot(&files, checksum)
+    ///     .pilot_fn(&files, checksum)
     ///     .executors(&[ExecutorKind::Threads, ExecutorKind::Processes])
     ///     .plan()?;
     /// assert_eq!(plan.kind, ExecutorKind::Threads, "shipping payloads to processes never pays here");
@@ -329,15 +419,24 @@ impl<'a> Planner<'a> {
         if self.kinds.is_empty() {
             return Err(Error::InvalidArgument("no executor to plan for".into()));
         }
+        // Every executor but threads moves payloads between processes.
+        let payloads = self.kinds.iter().any(|&k| k != ExecutorKind::Threads);
+        if payloads && self.pilot.as_ref().is_some_and(|p| !p.sizes_payloads) {
+            return Err(Error::InvalidArgument(
+                "a process pool is a candidate, but the pilot cannot measure what it would \
+                 move: pilot a plain `fn` over serde types with pilot_fn or pilot_weighted_fn, \
+                 or plan for threads only"
+                    .into(),
+            ));
+        }
         let calibration = Calibration::get()?;
         let costs = self
             .kinds
             .iter()
             .map(|&kind| calibration.costs(kind))
             .collect::<Result<Vec<_>, Error>>()?;
-        let payloads = self.kinds.iter().any(|&k| k != ExecutorKind::Threads);
         let mut workload = match (self.pilot, self.profile) {
-            (Some(pilot), _) => pilot(payloads)?,
+            (Some(pilot), _) => (pilot.run)(payloads)?,
             (None, Some(profile)) => profile,
             (None, None) => {
                 return Err(Error::InvalidArgument(
@@ -373,7 +472,7 @@ impl<'a> Planner<'a> {
     ///     .machine(Machine::with_cores(2))
     ///     .plan_for(ExecutorKind::Processes)?;
     /// assert!(plan.parallel && plan.kind == ExecutorKind::Processes, "{plan}");
-    /// let out: Vec<u32> = plan.map(triple, 0..1000)?.collect::<Result<_, _>>()?;
+    /// let out: Vec<u32> = plan.map_fn(triple, 0..1000)?.collect::<Result<_, _>>()?;
     /// assert_eq!(out[999], 2997);
     /// # Ok::<(), parexec::Error>(())
     /// ```

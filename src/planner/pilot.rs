@@ -16,7 +16,8 @@
 //! other load on a shared machine, not the item waiting, and would otherwise pass for I/O and
 //! inflate the spread. Argument and
 //! result sizes are measured on a few sampled items with a counting postcard writer, and only
-//! when a process pool is being considered.
+//! when a process pool is being considered (its pilot has serde types; a thread-only pilot
+//! takes any items).
 //!
 //! With weights (for example file sizes) the sample gives the cost per unit of weight, and the
 //! weights of all items give the total, the spread and the largest item: an outlier that the
@@ -25,7 +26,7 @@
 use std::time::{Duration, Instant};
 
 use super::model::WorkloadProfile;
-use crate::{Error, Payload, unwind};
+use crate::{Error, unwind};
 
 /// Share of the estimated total time the pilot may spend.
 const PILOT_SHARE: f64 = 0.02;
@@ -58,18 +59,18 @@ struct Batch {
     cpu: Option<Duration>,
 }
 
+/// The encoded size of an item's argument and result (`None` if it panicked), for a pilot
+/// that measures payloads.
+pub(crate) type PayloadSize<'s, A, R> = &'s dyn Fn(&A, Option<&R>) -> usize;
+
 /// Runs the pilot over `items`; `weights`, if given, has one finite non-negative weight per
-/// item. `measure_payload` adds the argument and result sizes.
-pub(crate) fn run<A, R>(
+/// item. `payload_size`, if given, measures the argument and result sizes.
+pub(crate) fn run<A: Clone, R>(
     items: &[A],
     f: impl Fn(A) -> R,
     weights: Option<&[f64]>,
-    measure_payload: bool,
-) -> Result<WorkloadProfile, Error>
-where
-    A: Payload + Clone,
-    R: Payload,
-{
+    payload_size: Option<PayloadSize<'_, A, R>>,
+) -> Result<WorkloadProfile, Error> {
     let n = items.len();
     if n == 0 {
         return Err(Error::InvalidArgument(
@@ -98,10 +99,9 @@ where
         let cpu = thread_cpu_time()
             .zip(cpu_before)
             .map(|(after, before)| after.saturating_sub(before));
-        if measure_payload && payload.1 < SIZED_ITEMS {
+        if let Some(size) = payload_size.filter(|_| payload.1 < SIZED_ITEMS) {
             for (&i, result) in indices.iter().zip(&results).take(SIZED_ITEMS - payload.1) {
-                payload.0 +=
-                    (encoded_len(&items[i]) + result.as_ref().map_or(0, encoded_len)) as f64;
+                payload.0 += size(&items[i], result.as_ref()) as f64;
                 payload.1 += 1;
             }
         }
@@ -272,6 +272,14 @@ fn position(index: usize, n: usize) -> f64 {
     } else {
         index as f64 / (n - 1) as f64
     }
+}
+
+/// The [`PayloadSize`] of serde types: what a process pool moves for an item.
+pub(crate) fn serde_size<A: serde::Serialize, R: serde::Serialize>(
+    argument: &A,
+    result: Option<&R>,
+) -> usize {
+    encoded_len(argument) + result.map_or(0, encoded_len)
 }
 
 /// Serialized size of `value` with postcard; 0 if it cannot be serialized (the pool reports

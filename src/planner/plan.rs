@@ -114,9 +114,11 @@ pub struct Feedback {
 
 /// A recommended configuration, with its prediction and the reasons for it.
 ///
-/// All content of the printed report is available as fields. `kind`, `workers` and
-/// `chunksize` always describe the best parallel configuration; `parallel` says whether it is
-/// worth using at all.
+/// All content of the printed report is available as fields. `parallel` says whether to run
+/// in parallel at all, and `workers` how many workers to run with: one when the plan stays
+/// serial, so `ThreadPool::new(plan.workers)` never runs a serial plan in parallel. `kind`,
+/// `parallel_workers` and `chunksize` always describe the best parallel configuration, which
+/// the predicted `speedup` and `efficiency` are about, whether or not it is used.
 ///
 /// A panic in a task run through [`Plan::map`] fails only its own item, as
 /// [`Error::Panicked`], whether the plan runs serially or on a pool.
@@ -130,6 +132,8 @@ pub struct Feedback {
 /// let plan = Planner::new().profile(profile).plan()?;
 /// if plan.parallel {
 ///     println!("{} x{}, chunks of {}", plan.kind, plan.workers, plan.chunksize);
+/// } else {
+///     assert_eq!(plan.workers, 1);
 /// }
 /// println!("{plan}");
 /// assert!(plan.to_string().starts_with("workload: 1,000,000 items, 40.0 µs/item"));
@@ -146,8 +150,10 @@ pub struct Plan {
     pub parallel: bool,
     /// The executor of the best parallel configuration.
     pub kind: ExecutorKind,
-    /// Workers of the best parallel configuration.
+    /// Workers to run with: `parallel_workers` when `parallel`, otherwise 1.
     pub workers: usize,
+    /// Workers of the best parallel configuration, whether or not it is used.
+    pub parallel_workers: usize,
     /// Items per chunk of the best parallel configuration.
     pub chunksize: usize,
     /// Expected run time of one chunk.
@@ -214,7 +220,12 @@ impl Plan {
             .clone();
         let mut plan = Plan {
             kind: decision.best.kind,
-            workers: decision.best.workers,
+            workers: if decision.parallel {
+                decision.best.workers
+            } else {
+                1
+            },
+            parallel_workers: decision.best.workers,
             chunksize: decision.best.chunksize,
             parallel: decision.parallel,
             chunk_duration: Duration::ZERO,
@@ -253,8 +264,8 @@ impl Plan {
 
     fn model_curve(&self, costs: &ExecutorCosts) -> Vec<CurvePoint> {
         let mut workers = CURVE_WORKERS.to_vec();
-        if !workers.contains(&self.workers) {
-            workers.push(self.workers);
+        if !workers.contains(&self.parallel_workers) {
+            workers.push(self.parallel_workers);
             workers.sort_unstable();
         }
         let reach = costs.machine(&self.machine);
@@ -311,8 +322,7 @@ impl Plan {
     /// let mut plan = Planner::new().pilot(&items, work).plan()?;
     /// let started = Instant::now();
     /// let _: Vec<u64> = plan.map(work, items)?.collect::<Result<_, _>>()?;
-    /// let workers = if plan.parallel { plan.workers } else { 1 };
-    /// let feedback = plan.record(workers, started.elapsed())?;
+    /// let feedback = plan.record(plan.workers, started.elapsed())?;
     /// println!("serial fraction {:?}, refit {:?}", feedback.serial_fraction, feedback.fit);
     /// assert_eq!(plan.fit, Some(feedback.fit));
     /// # Ok::<(), parexec::Error>(())
@@ -366,25 +376,31 @@ impl Plan {
 
     fn apply_fit(&mut self, fit: UslFit) {
         self.fit = Some(fit);
-        let before = self.workers;
+        let before = self.parallel_workers;
         let serial = self.serial_time.as_secs_f64();
         for point in &mut self.curve {
             point.speedup = serial / fit.predict(point.workers as f64);
         }
         let usable = self.machine.usable_cores.max(1);
-        let cap = usable.max(self.workers);
+        let cap = usable.max(self.parallel_workers);
         let fastest = (1..=cap)
             .map(|n| fit.predict(n as f64))
             .fold(f64::INFINITY, f64::min);
-        self.workers = (1..=cap)
+        self.parallel_workers = (1..=cap)
             .find(|&n| fit.predict(n as f64) <= fastest * (1.0 + self.options.margin))
             .unwrap_or(1);
-        let time = fit.predict(self.workers as f64);
+        let time = fit.predict(self.parallel_workers as f64);
         self.predicted_time = secs(time);
         self.speedup = serial / time;
-        self.efficiency = self.speedup / self.workers.min(usable) as f64;
-        self.parallel = self.workers > 1 && self.speedup > 1.0 && self.efficiency >= self.threshold;
-        if self.workers != before {
+        self.efficiency = self.speedup / self.parallel_workers.min(usable) as f64;
+        self.parallel =
+            self.parallel_workers > 1 && self.speedup > 1.0 && self.efficiency >= self.threshold;
+        self.workers = if self.parallel {
+            self.parallel_workers
+        } else {
+            1
+        };
+        if self.parallel_workers != before {
             self.threads = OnceLock::new();
             self.processes = OnceLock::new();
             #[cfg(feature = "mpi")]

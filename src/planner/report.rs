@@ -72,7 +72,7 @@ impl Plan {
         let configuration = format!(
             "{} x{}, chunksize {} (≈ {} per chunk; overhead {})",
             self.kind,
-            self.workers,
+            self.parallel_workers,
             count(self.chunksize),
             duration(self.chunk_duration),
             percent(self.overhead_share),
@@ -126,7 +126,9 @@ impl Plan {
     /// The decision with its reason: speedup per core in use against the threshold, or what
     /// makes a pool slower than the calling thread.
     fn write_decision(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let in_use = self.workers.clamp(1, self.reach().usable_cores.max(1));
+        let in_use = self
+            .parallel_workers
+            .clamp(1, self.reach().usable_cores.max(1));
         if !self.parallel && self.speedup <= 1.0 {
             let reason = match self.limit {
                 Limit::Cores => self.cores_detail(),
@@ -161,7 +163,7 @@ impl Plan {
             self.efficiency,
             self.threshold,
         )?;
-        if self.workers > in_use {
+        if self.parallel_workers > in_use {
             write!(
                 f,
                 "; the threads wait {} of the time, so more threads than cores pay",
@@ -210,7 +212,7 @@ impl Plan {
         }
         let m = &self.machine;
         let usable = m.usable_cores.max(1);
-        let in_use = self.workers.clamp(1, usable);
+        let in_use = self.parallel_workers.clamp(1, usable);
         let capacity = m.capacity(in_use);
         if m.busy_elsewhere > 0.0 && m.free_cores < in_use as f64 {
             format!(

@@ -1,20 +1,84 @@
 //! Running a [`Plan`]: on its own pool, inline when it decided to stay serial, or by handing
-//! its chunk size to any executor's [`Map`].
+//! its settings to any executor's [`Map`] (`map.with_plan(&plan)`).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use super::Plan;
-use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
-use crate::{Error, ExecutorKind, Map, Payload, ProcessPool, ThreadPool};
+use crate::{Error, ExecutorKind, Map, MapSettings, Payload, ProcessPool, ThreadPool};
+
+/// A plan's chunk size, and its decision to stay serial.
+impl From<&Plan> for MapSettings {
+    fn from(plan: &Plan) -> Self {
+        MapSettings {
+            chunksize: Some(plan.chunksize.max(1)),
+            serial: !plan.parallel,
+        }
+    }
+}
 
 impl Plan {
     /// Applies `f` to every item with the planned configuration: serially on the calling
-    /// thread if the plan stays serial, otherwise on a pool of the planned kind and size
+    /// thread if the plan stays serial, otherwise on a thread pool of the planned size
     /// (started on the first call, kept for later ones, joined when the plan is dropped) with
     /// the planned chunk size. The result is an ordinary [`Map`]: lazy, ordered, bounded.
     ///
+    /// `f` may be any closure and the items anything `Send`: serde is needed only to run on a
+    /// process pool, which [`map_fn`](Plan::map_fn) does. For items that borrow local data,
+    /// run a scoped map with the plan's settings:
+    /// `pool.scope(|s| s.map(f, items).with_plan(&plan))`.
+    ///
     /// A panic in `f` fails only the item it happened on, as [`Error::Panicked`], in both modes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the pool cannot start its workers, and [`Error::InvalidArgument`] if
+    /// the plan chose a process pool (use [`map_fn`](Plan::map_fn) then).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use parexec::Planner;
+    ///
+    /// let blocks: Vec<Arc<Vec<u8>>> = (0..64).map(|i| Arc::new(vec![i as u8; 4096])).collect();
+    /// let salt = 7_u64;
+    /// let digest = move |block: Arc<Vec<u8>>| {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    ///     block.iter().map(|&b| u64::from(b)).sum::<u64>() + salt
+    /// };
+    /// let plan = Planner::new().pilot(&blocks, digest).plan()?;
+    /// let sums = plan.map(digest, blocks)?.collect_vec()?;
+    /// assert_eq!(sums[3], 3 * 4096 + 7);
+    /// # Ok::<(), parexec::Error>(())
+    /// ```
+    pub fn map<A, R, F, I>(&self, f: F, items: I) -> Result<Map<'_, I::IntoIter, R>, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if !self.parallel {
+            crate::unwind::install_hook();
+            return Ok(Map::inline(items.into_iter(), f).with_plan(self));
+        }
+        match self.kind {
+            ExecutorKind::Threads => {
+                let pool = started(&self.threads, || ThreadPool::new(self.workers))?;
+                Ok(pool.map(f, items).with_plan(self))
+            }
+            ExecutorKind::Processes | ExecutorKind::Mpi => Err(Error::InvalidArgument(format!(
+                "this plan runs on {}, which takes a plain `fn` with serde payloads: run it \
+                 with Plan::map_fn",
+                self.kind
+            ))),
+        }
+    }
+
+    /// Like [`map`](Plan::map), for a plain function with serde payloads, which runs on
+    /// whichever executor the plan chose, a process pool included (plan those with
+    /// [`Planner::pilot_fn`](crate::Planner::pilot_fn)).
+    ///
+    /// A panic in `f` fails only the item it happened on, as [`Error::Panicked`].
     ///
     /// # Errors
     ///
@@ -24,7 +88,6 @@ impl Plan {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use parexec::planner::WorkloadProfile;
     /// use parexec::Planner;
     ///
     /// fn slow_square(x: u64) -> u64 {
@@ -33,26 +96,23 @@ impl Plan {
     /// }
     ///
     /// let items: Vec<u64> = (0..200).collect();
-    /// let plan = Planner::new().pilot(&items, slow_square).plan()?;
+    /// let plan = Planner::new().pilot_fn(&items, slow_square).plan()?;
     /// assert!(plan.parallel, "sleeping work overlaps on threads\n{plan}");
-    /// let out: Vec<u64> = plan.map(slow_square, items)?.collect::<Result<_, _>>()?;
+    /// let out: Vec<u64> = plan.map_fn(slow_square, items)?.collect::<Result<_, _>>()?;
     /// assert_eq!(out[199], 199 * 199);
     /// # Ok::<(), parexec::Error>(())
     /// ```
-    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Map<'_, I::IntoIter, R>, Error>
+    pub fn map_fn<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Map<'_, I::IntoIter, R>, Error>
     where
         A: Payload,
         R: Payload,
         I: IntoIterator<Item = A>,
     {
         if !self.parallel {
-            crate::unwind::install_hook();
-            return Ok(Map::new(items.into_iter(), Box::new(Inline { f })).with_plan(self));
+            return self.map(f, items);
         }
         Ok(match self.kind {
-            ExecutorKind::Threads => started(&self.threads, || ThreadPool::new(self.workers))?
-                .map(f, items)
-                .with_plan(self),
+            ExecutorKind::Threads => return self.map(f, items),
             ExecutorKind::Processes => started(&self.processes, || ProcessPool::new(self.workers))?
                 .map(f, items)
                 .with_plan(self),
@@ -77,34 +137,4 @@ fn started<P>(slot: &OnceLock<P>, start: impl FnOnce() -> Result<P, Error>) -> R
     }
     let pool = start()?;
     Ok(slot.get_or_init(|| pool))
-}
-
-/// Runs each chunk at once on the dispatching thread: the serial mode of a plan, with the
-/// same per-item panic isolation as the pools.
-struct Inline<A, R> {
-    f: fn(A) -> R,
-}
-
-impl<A, R> ChunkDispatch<A, R> for Inline<A, R> {
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
-        Dispatched::ready(Ok(Chunk::run(self.f, items)))
-    }
-
-    fn workers(&self) -> usize {
-        1
-    }
-
-    fn chunk_overhead(&self) -> Duration {
-        Duration::ZERO
-    }
-
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
-        Some(self)
-    }
-}
-
-impl<A, R> DispatchInto<A, R> for Inline<A, R> {
-    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
-        Dispatched::ready(Ok(Chunk::run_into(self.f, items, slots)))
-    }
 }

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 pub use self::builder::ProcessPoolBuilder;
 
-use crate::map::{ChunkDispatch, DispatchInto, Dispatched};
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
 /// Serves as a worker if a [`ProcessPool`] started this process and it is not serving yet;
@@ -427,8 +427,8 @@ struct ProcessChunks<'p, A, R> {
     f: fn(A) -> R,
 }
 
-impl<A: Payload, R: Payload> ChunkDispatch<A, R> for ProcessChunks<'_, A, R> {
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+impl<'p, A: Payload, R: Payload> ChunkDispatch<'p, A, R> for ProcessChunks<'_, A, R> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<'p, R> {
         // Never run on the consumer's thread: isolating the caller from the task is the point.
         #[cfg(unix)]
         return Dispatched {
@@ -440,6 +440,11 @@ impl<A: Payload, R: Payload> ChunkDispatch<A, R> for ProcessChunks<'_, A, R> {
             let _ = (self.f, items);
             self.pool.unsupported()
         }
+    }
+
+    /// A plan that stays serial runs `f` in this process, as it would without a pool.
+    fn run_inline(&self, items: Vec<A>) -> Chunk<R> {
+        Chunk::run(self.f, items)
     }
 
     fn workers(&self) -> usize {
@@ -454,7 +459,7 @@ impl<A: Payload, R: Payload> ChunkDispatch<A, R> for ProcessChunks<'_, A, R> {
     }
 
     /// Results come back as messages: the consumer moves them into place.
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+    fn in_place(&self) -> Option<&dyn DispatchInto<'p, A, R>> {
         None
     }
 }

@@ -1,27 +1,45 @@
 //! A `map`'s chunks on the thread pool: one job per chunk, in a slot that a worker or the
-//! map's consumer empties, whichever comes first.
+//! map's consumer empties, whichever comes first. The same code serves a scoped map, whose
+//! chunks borrow the caller's stack: [`Enqueue`] is the one difference.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::ThreadPool;
 use super::counters::WorkerCounters;
 use super::job::{self, Job, JobFor};
+use crate::Map;
 use crate::future::promise;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Slots};
 
+/// Where a chunk's job goes: the pool's queue for jobs that borrow nothing (`'job` is
+/// `'static`), or a [`Scope`](super::Scope) that waits for jobs borrowing its caller's stack.
+pub(super) trait Enqueue<'job> {
+    /// `job`, tied to whatever must wait for it to run or be dropped (a scope's ticket).
+    fn tie(&self, job: JobFor<'job>) -> JobFor<'job>;
+
+    /// Queues `job` on the pool.
+    ///
+    /// # Safety
+    ///
+    /// `job` must reach the data it borrows for `'job` only through jobs returned by
+    /// [`tie`](Enqueue::tie) on the same queue.
+    unsafe fn push(&self, job: JobFor<'job>);
+}
+
 /// A chunk's job, shared by the queue and the map's consumer: whoever takes it out first runs
 /// it.
-type Slot = Arc<Mutex<Option<JobFor<'static>>>>;
+type Slot<'job> = Arc<Mutex<Option<JobFor<'job>>>>;
 
 /// The queue's hold on a chunk's slot. Dropped unrun (a cancelling shutdown drains the queue,
 /// or a push after the workers exited), it empties the slot, so the chunk's promise resolves
-/// its future as cancelled even while the consumer still holds the slot to run it itself.
-struct Queued(Option<Slot>);
+/// its future as cancelled even while the consumer still holds the slot to run it itself (and
+/// a scoped chunk's ticket is released even if its map was leaked).
+struct Queued<'job>(Option<Slot<'job>>);
 
-impl Queued {
+impl Queued<'_> {
     fn run(mut self, counters: &WorkerCounters) {
         if let Some(job) = self.0.take().and_then(|slot| slot.lock().take()) {
             job(counters);
@@ -29,7 +47,7 @@ impl Queued {
     }
 }
 
-impl Drop for Queued {
+impl Drop for Queued<'_> {
     fn drop(&mut self) {
         // The job is dropped after the slot's lock is released: dropping it resolves the
         // chunk's future, which runs its done-callbacks.
@@ -38,20 +56,51 @@ impl Drop for Queued {
     }
 }
 
-/// Sends map chunks to the pool as jobs that share one `f`.
-pub(super) struct ThreadChunks<'p, F> {
-    pub(super) pool: &'p ThreadPool,
-    pub(super) f: Arc<F>,
+impl Enqueue<'static> for ThreadPool {
+    fn tie(&self, job: JobFor<'static>) -> JobFor<'static> {
+        job
+    }
+
+    unsafe fn push(&self, job: JobFor<'static>) {
+        self.registry.push(Job::Boxed(job));
+    }
 }
 
-impl<F> ThreadChunks<'_, F> {
+/// Sends map chunks to the pool as jobs that share one `f`, through `queue`.
+struct ThreadChunks<'p, F, Q> {
+    pool: &'p ThreadPool,
+    queue: &'p Q,
+    f: Arc<F>,
+}
+
+/// A map of `f` over `items` on `pool`, its chunks queued through `queue`: the pool itself, or
+/// a scope.
+pub(super) fn map<'p, 'job: 'p, A, R, F, I, Q>(
+    pool: &'p ThreadPool,
+    queue: &'p Q,
+    f: F,
+    items: I,
+) -> Map<'p, I::IntoIter, R>
+where
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    I: IntoIterator<Item = A>,
+    Q: Enqueue<'job> + Sync,
+{
+    let f = Arc::new(f);
+    Map::new(items.into_iter(), Box::new(ThreadChunks { pool, queue, f }))
+}
+
+impl<F, Q> ThreadChunks<'_, F, Q> {
     /// Queues `run(f)` as a chunk's job.
-    fn dispatch_with<R: Send + 'static>(
+    fn dispatch_with<'job, R: Send + 'job>(
         &self,
-        run: impl FnOnce(&F) -> Chunk<R> + Send + 'static,
-    ) -> Dispatched<R>
+        run: impl FnOnce(&F) -> Chunk<R> + Send + 'job,
+    ) -> Dispatched<'job, R>
     where
-        F: Send + Sync + 'static,
+        F: Send + Sync + 'job,
+        Q: Enqueue<'job>,
     {
         let registry = &self.pool.registry;
         if registry.is_shut_down() {
@@ -61,36 +110,48 @@ impl<F> ThreadChunks<'_, F> {
         let (promise, future) = promise();
         // Whoever takes the job out of the slot first runs it: a worker, or the consumer.
         let enqueued = registry.admit();
-        let slot: Slot = Arc::new(Mutex::new(Some(job::boxed(
-            move || Ok(run(&f)),
-            promise,
-            enqueued,
-        ))));
+        let job = self
+            .queue
+            .tie(job::boxed(move || Ok(run(&f)), promise, enqueued));
+        let slot: Slot<'job> = Arc::new(Mutex::new(Some(job)));
         let queued = Queued(Some(Arc::clone(&slot)));
-        registry.push(Job::Boxed(Box::new(move |counters: &WorkerCounters| {
-            queued.run(counters);
-        })));
+        let take_and_run: JobFor<'job> =
+            Box::new(move |counters: &WorkerCounters| queued.run(counters));
+        // SAFETY: `take_and_run` reaches borrowed data only through the tied job in the slot;
+        // once the slot is empty it touches nothing but the slot's own allocation.
+        unsafe { self.queue.push(take_and_run) };
         let registry = Arc::clone(registry);
         Dispatched {
             future,
             run_here: Some(Box::new(move || {
+                // Taken with the lock released at once: running the job must not hold it.
                 let job = slot.lock().take();
                 if let Some(job) = job {
-                    Job::Boxed(job).run_timed(registry.overflow_counters());
+                    let started = Instant::now();
+                    let counters = registry.overflow_counters();
+                    job(counters);
+                    counters.add_busy(started.elapsed());
                 }
             })),
         }
     }
 }
 
-impl<A, R, F> ChunkDispatch<A, R> for ThreadChunks<'_, F>
+// `'p` is what the map may borrow, `'job` what the jobs may: a scoped map's jobs borrow the
+// caller's stack, an ordinary map's nothing at all ('static), while the map borrows the pool.
+impl<'p, 'job: 'p, A, R, F, Q> ChunkDispatch<'p, A, R> for ThreadChunks<'_, F, Q>
 where
-    F: Fn(A) -> R + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    Q: Enqueue<'job>,
 {
-    fn dispatch(&self, items: Vec<A>) -> Dispatched<R> {
+    fn dispatch(&self, items: Vec<A>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run(f, items))
+    }
+
+    fn run_inline(&self, items: Vec<A>) -> Chunk<R> {
+        Chunk::run(&*self.f, items)
     }
 
     fn workers(&self) -> usize {
@@ -101,18 +162,23 @@ where
         self.pool.chunk_overhead
     }
 
-    fn in_place(&self) -> Option<&dyn DispatchInto<A, R>> {
+    fn in_place(&self) -> Option<&dyn DispatchInto<'p, A, R>> {
         Some(self)
     }
 }
 
-impl<A, R, F> DispatchInto<A, R> for ThreadChunks<'_, F>
+impl<'p, 'job: 'p, A, R, F, Q> DispatchInto<'p, A, R> for ThreadChunks<'_, F, Q>
 where
-    F: Fn(A) -> R + Send + Sync + 'static,
-    A: Send + 'static,
-    R: Send + 'static,
+    F: Fn(A) -> R + Send + Sync + 'job,
+    A: Send + 'job,
+    R: Send + 'job,
+    Q: Enqueue<'job>,
 {
-    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<R> {
+    fn dispatch_into(&self, items: Vec<A>, slots: Slots<R>) -> Dispatched<'p, R> {
         self.dispatch_with(move |f| Chunk::run_into(f, items, slots))
+    }
+
+    fn run_inline_into(&self, items: Vec<A>, slots: Slots<R>) -> Chunk<R> {
+        Chunk::run_into(&*self.f, items, slots)
     }
 }

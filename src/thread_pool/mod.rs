@@ -24,7 +24,6 @@ use parking_lot::Mutex;
 pub use self::builder::ThreadPoolBuilder;
 pub use self::scope::Scope;
 
-use self::chunks::ThreadChunks;
 use self::job::{Job, QueuedTask, TaskCell};
 use self::registry::Registry;
 use self::resize::Spawner;
@@ -155,13 +154,7 @@ impl ThreadPool {
         R: Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        Map::new(
-            items.into_iter(),
-            Box::new(ThreadChunks {
-                pool: self,
-                f: Arc::new(f),
-            }),
-        )
+        chunks::map(self, self, f, items)
     }
 
     /// Runs `body` with a [`Scope`] whose tasks may borrow from the caller's stack, and

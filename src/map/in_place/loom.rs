@@ -74,7 +74,9 @@ impl LoomWorkers {
         }
     }
 
-    fn spawn(run: impl FnOnce() -> Chunk<Tracked> + Send + 'static) -> Dispatched<Tracked> {
+    fn spawn(
+        run: impl FnOnce() -> Chunk<Tracked> + Send + 'static,
+    ) -> Dispatched<'static, Tracked> {
         let (promise, future) = promise();
         thread::spawn(move || {
             if promise.start() {
@@ -88,10 +90,14 @@ impl LoomWorkers {
     }
 }
 
-impl ChunkDispatch<u64, Tracked> for LoomWorkers {
-    fn dispatch(&self, items: Vec<u64>) -> Dispatched<Tracked> {
+impl ChunkDispatch<'static, u64, Tracked> for LoomWorkers {
+    fn dispatch(&self, items: Vec<u64>) -> Dispatched<'static, Tracked> {
         let make = self.make();
         Self::spawn(move || Chunk::run(make, items))
+    }
+
+    fn run_inline(&self, items: Vec<u64>) -> Chunk<Tracked> {
+        Chunk::run(self.make(), items)
     }
 
     fn workers(&self) -> usize {
@@ -102,18 +108,26 @@ impl ChunkDispatch<u64, Tracked> for LoomWorkers {
         Duration::ZERO
     }
 
-    fn in_place(&self) -> Option<&dyn DispatchInto<u64, Tracked>> {
+    fn in_place(&self) -> Option<&dyn DispatchInto<'static, u64, Tracked>> {
         Some(self)
     }
 }
 
-impl DispatchInto<u64, Tracked> for LoomWorkers {
-    fn dispatch_into(&self, items: Vec<u64>, slots: Slots<Tracked>) -> Dispatched<Tracked> {
+impl DispatchInto<'static, u64, Tracked> for LoomWorkers {
+    fn dispatch_into(
+        &self,
+        items: Vec<u64>,
+        slots: Slots<Tracked>,
+    ) -> Dispatched<'static, Tracked> {
         if items.first() == self.refused.as_ref() {
             return Dispatched::ready(Err(Error::Shutdown));
         }
         let make = self.make();
         Self::spawn(move || Chunk::run_into(make, items, slots))
+    }
+
+    fn run_inline_into(&self, items: Vec<u64>, slots: Slots<Tracked>) -> Chunk<Tracked> {
+        Chunk::run_into(self.make(), items, slots)
     }
 }
 

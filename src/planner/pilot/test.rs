@@ -109,7 +109,7 @@ fn the_pilot_runs_a_spread_sample_and_survives_panics() {
             }
         },
         None,
-        true,
+        Some(&serde_size),
     )
     .unwrap();
     assert_eq!(p.items, 50);
@@ -124,13 +124,13 @@ fn the_pilot_runs_a_spread_sample_and_survives_panics() {
 fn bad_input_is_an_error() {
     let none: [u32; 0] = [];
     assert!(matches!(
-        run(&none, |x: u32| x, None, false),
+        run(&none, |x: u32| x, None, None),
         Err(Error::InvalidArgument(_))
     ));
     let items = [1_u32, 2];
     for weights in [&[1.0][..], &[1.0, f64::NAN], &[1.0, -1.0], &[0.0, 0.0]] {
         assert!(matches!(
-            run(&items, |x: u32| x, Some(weights), false),
+            run(&items, |x: u32| x, Some(weights), None),
             Err(Error::InvalidArgument(_))
         ));
     }
