@@ -99,7 +99,7 @@ struct Options {
     /// Also classify every row serially, then report the speedup and check the outputs match.
     #[arg(long)]
     compare_serial: bool,
-    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    /// Draw the plan's speedup curve to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<std::path::PathBuf>,
     /// Measure peak memory against rows (10k, 100k, 1M) in child runs, and nothing else.
@@ -197,9 +197,10 @@ fn run(options: &Options) -> Result<(), Box<dyn Error>> {
             "rows",
         );
         drain(
-            planned.map_fn(classify_item, pilot.into_iter().chain(rows))?,
+            planned
+                .map_fn(classify_item, pilot.into_iter().chain(rows))?
+                .progress_with(bar.clone()),
             &mut sink,
-            &bar,
         )?;
         bar.finish_and_clear();
         elapsed = started.elapsed();

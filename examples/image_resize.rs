@@ -109,7 +109,7 @@ struct Args {
     /// Also run the batch serially, check the thumbnails are identical, report the speedup
     #[arg(long)]
     compare_serial: bool,
-    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    /// Draw the plan's speedup curve to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<std::path::PathBuf>,
 }
@@ -207,7 +207,10 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
     let started = Instant::now();
     let (mut failed, mut succeeded) = (failures.len(), 0);
     let mut fingerprints = Vec::new();
-    for (found, result) in images.iter().zip(plan.map_fn(thumbnail, jobs.clone())?) {
+    let thumbnails = plan
+        .map_fn(thumbnail, jobs.clone())?
+        .progress_with(bar.clone());
+    for (found, result) in images.iter().zip(thumbnails) {
         let outcome = result.map_err(|e| e.to_string()).and_then(|thumb| thumb);
         if args.compare_serial {
             fingerprints.push(compare::fingerprint(&outcome));
@@ -215,7 +218,6 @@ fn run(args: &Args) -> Result<usize, Box<dyn Error>> {
         let written = outcome
             .map_err(Into::into)
             .and_then(|pixels| outputs.write(found, &pixels));
-        bar.inc(1);
         succeeded += usize::from(written.is_ok());
         if let Err(reason) = written {
             report_failure(&found.job.path, &reason.to_string());

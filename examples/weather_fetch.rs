@@ -100,7 +100,7 @@ struct Args {
     /// Also fetch every day serially; report the speedup and any day whose results differ.
     #[arg(long)]
     compare_serial: bool,
-    /// Draw the plan's speedup curve to this SVG file (needs `--features plot`).
+    /// Draw the plan's speedup curve to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<std::path::PathBuf>,
     /// Latency of the mock API per request, in milliseconds.
@@ -140,9 +140,8 @@ fn fetch_all(
         })
         .collect();
     let mut outcomes = Vec::with_capacity(dates.len());
-    for done in as_completed(futures) {
+    for done in as_completed(futures).progress_with(bar.clone()) {
         outcomes.push(done.result()?);
-        bar.inc(1);
     }
     pool.shutdown();
     bar.finish_and_clear();

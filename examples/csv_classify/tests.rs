@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use indicatif::ProgressBar;
 
 use super::*;
 
@@ -64,12 +63,7 @@ fn a_pool_writes_what_the_serial_loop_writes_for_a_real_world_file() {
     let mut sink = Sink::new(Vec::new(), false, false);
     sink.header(&["id", "customer", "city", "amount", "notes"].map(String::from))
         .unwrap();
-    drain(
-        pool.map(classify_item, items).chunksize(1),
-        &mut sink,
-        &ProgressBar::hidden(),
-    )
-    .unwrap();
+    drain(pool.map(classify_item, items).chunksize(1), &mut sink).unwrap();
     let parallel = String::from_utf8(sink.finish().unwrap()).unwrap();
     assert_eq!(parallel, serial_output("real.csv", UTF8_WITH_HEADER));
     assert!(

@@ -3,8 +3,6 @@
 use std::error::Error;
 use std::io::{self, Write};
 
-use indicatif::ProgressBar;
-
 use super::classifier::Classified;
 use super::compare;
 use super::csv_input::RowError;
@@ -69,11 +67,9 @@ impl<W: Write> Sink<W> {
 pub fn drain<W: Write>(
     results: impl Iterator<Item = Result<Result<Classified, RowError>, parexec::Error>>,
     sink: &mut Sink<W>,
-    bar: &ProgressBar,
 ) -> Result<(), Box<dyn Error>> {
     for result in results {
         sink.take(result?)?;
-        bar.inc(1);
     }
     Ok(())
 }

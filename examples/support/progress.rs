@@ -1,7 +1,6 @@
-//! The one progress bar of the example pipelines: drawn on stderr only when stderr is a
-//! terminal, so logs and pipes keep just the summaries, and advanced as items complete.
-//!
-//! When the library gains its own progress reporting, this file is the one place to switch.
+//! The look of the example pipelines' progress bars: drawn on stderr only when stderr is a
+//! terminal, so logs and pipes keep just the summaries. The library advances them as items
+//! complete (`Map::progress_with`, `AsCompleted::progress_with`).
 
 use std::io::IsTerminal;
 
