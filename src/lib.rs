@@ -82,6 +82,7 @@
 //!   mpi/            (feature mpi) MpiPool over MPI ranks: launch, wire, link (rank 0's MPI
 //!                   thread), session (dispatch), job, worker (the other ranks), calibrate
 //!   planner/        Planner, Plan, calibration, pilot, the cost model, laws, report, run
+//!   launch.rs       init(): which role this process plays (pool worker, MPI rank, program)
 //!   unwind.rs       panic capture: payload to message, location hook (installed once)
 //!   error.rs        Error, WorkerExit
 //! ```
@@ -113,6 +114,7 @@ mod deliberate;
 mod error;
 mod executor;
 mod future;
+mod launch;
 mod map;
 #[cfg(feature = "mpi")]
 mod mpi;
@@ -131,10 +133,11 @@ pub use crate::cores::Cores;
 pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
+pub use crate::launch::init;
 pub use crate::map::{Map, MapSettings, MapUnordered};
 #[cfg(feature = "mpi")]
 pub use crate::mpi::{MpiPool, MpiPoolBuilder, MpiRank};
 pub use crate::planner::{Plan, Planner};
-pub use crate::process::{ProcessPool, ProcessPoolBuilder, init};
+pub use crate::process::{ProcessPool, ProcessPoolBuilder};
 pub use crate::stream::Streaming;
 pub use crate::thread_pool::{Scope, ThreadPool, ThreadPoolBuilder};

@@ -2,13 +2,12 @@
 //! once per process: start-up, the overhead of one chunk, and the cost of moving a byte.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::builder::FIRST_OPEN;
 use super::session::Shared;
 use super::{MpiPool, launch};
-use crate::planner::ExecutorCosts;
-use crate::{Error, ExecutorKind, Future};
+use crate::{Error, Future};
 
 /// One-item tasks timed for the per-chunk overhead, all in flight at once.
 const OVERHEAD_TASKS: u32 = 300;
@@ -24,11 +23,26 @@ fn byte_len(bytes: Vec<u8>) -> usize {
     bytes.len()
 }
 
+/// What one measurement of the job found; the planner turns it into its executor costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MpiCosts {
+    /// `MPI_Init` plus the first pool's handshake, shared out over the workers.
+    pub(crate) startup_per_worker: Duration,
+    /// One chunk's round trip, as a worker sees it when every worker is busy.
+    pub(crate) per_chunk: Duration,
+    /// Moving one byte of payload, at least the encoding cost given to [`costs`].
+    pub(crate) transfer_ns_per_byte: f64,
+    /// Task threads over all worker ranks.
+    pub(crate) workers: usize,
+    /// Distinct hosts among the worker ranks.
+    pub(crate) hosts: usize,
+}
+
 /// The costs of an `MpiPool` here, measured on the first call (through the open pool if there
 /// is one, else through a pool opened for the purpose) and cached after. `encoding_ns_per_byte`
 /// is this machine's postcard cost, the floor of the transfer cost.
-pub(crate) fn costs(encoding_ns_per_byte: f64) -> Result<ExecutorCosts, Error> {
-    static COSTS: OnceLock<Result<ExecutorCosts, Error>> = OnceLock::new();
+pub(crate) fn costs(encoding_ns_per_byte: f64) -> Result<MpiCosts, Error> {
+    static COSTS: OnceLock<Result<MpiCosts, Error>> = OnceLock::new();
     COSTS
         .get_or_init(|| match Shared::current() {
             Some(open) => measure(&open, encoding_ns_per_byte),
@@ -45,7 +59,7 @@ fn pipelined<T>(futures: Vec<Future<T>>) -> Result<(), Error> {
     futures.into_iter().try_for_each(|f| f.result().map(drop))
 }
 
-fn measure(pool: &Arc<Shared>, encoding_ns_per_byte: f64) -> Result<ExecutorCosts, Error> {
+fn measure(pool: &Arc<Shared>, encoding_ns_per_byte: f64) -> Result<MpiCosts, Error> {
     let world = launch::world().ok_or_else(|| Error::Mpi("not an MPI rank".into()))?;
     let workers = pool.workers().max(1);
     let hosts = {
@@ -70,10 +84,13 @@ fn measure(pool: &Arc<Shared>, encoding_ns_per_byte: f64) -> Result<ExecutorCost
         .saturating_sub(per_chunk * PROBE_PAYLOADS as u32 / workers as u32);
     let per_byte = moved.as_nanos() as f64 / (PROBE_PAYLOAD * PROBE_PAYLOADS) as f64;
     let startup = world.init_took + FIRST_OPEN.get().copied().unwrap_or_default();
-    let mut costs = ExecutorCosts::new(ExecutorKind::Mpi, startup / workers as u32, per_chunk);
-    costs.transfer_ns_per_byte = per_byte.max(encoding_ns_per_byte);
-    costs.cluster = Some((workers, hosts));
-    Ok(costs)
+    Ok(MpiCosts {
+        startup_per_worker: startup / workers as u32,
+        per_chunk,
+        transfer_ns_per_byte: per_byte.max(encoding_ns_per_byte),
+        workers,
+        hosts,
+    })
 }
 
 #[cfg(test)]

@@ -152,7 +152,17 @@ impl Calibration {
     /// ```
     pub fn mpi_pool() -> Result<ExecutorCosts, Error> {
         #[cfg(feature = "mpi")]
-        return crate::mpi::costs(Calibration::get()?.transfer_ns_per_byte);
+        {
+            let measured = crate::mpi::costs(Calibration::get()?.transfer_ns_per_byte)?;
+            let mut costs = ExecutorCosts::new(
+                ExecutorKind::Mpi,
+                measured.startup_per_worker,
+                measured.per_chunk,
+            );
+            costs.transfer_ns_per_byte = measured.transfer_ns_per_byte;
+            costs.cluster = Some((measured.workers, measured.hosts));
+            Ok(costs)
+        }
         #[cfg(not(feature = "mpi"))]
         Err(without_mpi())
     }

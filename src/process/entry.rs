@@ -30,7 +30,7 @@ use crate::Error;
 
 /// Set by the constructor: this executable's workers serve before `main`.
 static CONSTRUCTED: AtomicBool = AtomicBool::new(false);
-/// Set by [`init`]: this program's `main` hands a worker over to serving.
+/// Set by [`init`](crate::init): this program's `main` hands a worker over to serving.
 static INIT_CALLED: AtomicBool = AtomicBool::new(false);
 
 // SAFETY: before `main`, this reads one environment variable and stores a flag, which need

@@ -49,64 +49,11 @@ pub use self::builder::ProcessPoolBuilder;
 use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched};
 use crate::{Error, Executor, ExecutorKind, Future, Map, Payload, Stats};
 
-/// Serves as a worker if a [`ProcessPool`] started this process and it is not serving yet;
-/// otherwise returns at once. Optional for process pools (a harmless no-op on Linux, macOS and
-/// the BSDs); with the `mpi` feature, required first thing in `main` for `MpiPool`.
-///
-/// A pool re-executes the current program as its workers. A constructor in this crate runs
-/// before `main` in every process that links it and, in a worker, serves tasks and exits
-/// there, so the program's `main` never runs in a worker: its side effects (files written,
-/// arguments parsed, servers bound) happen once, in the parent. In any other process the
-/// constructor costs one environment lookup. This works the same in binaries, examples,
-/// tests under the standard harness, `harness = false` tests and criterion benches, with or
-/// without a call to `init`.
-///
-/// Since `main` does not run in a worker, neither does anything it sets up before building a
-/// pool (a panic hook, logging, globals): give the pool an
-/// [`initializer`](ProcessPoolBuilder::initializer) for what workers need too.
-///
-/// `init` is the fallback for a platform where constructors do not run: there a worker
-/// reaches `main`, and calling `init` first thing in `main` makes it serve. A pool whose
-/// workers could not serve (no constructor ran and `main` has not called `init`) fails at
-/// once with [`Error::Handshake`] naming `init`, instead of starting copies of the program.
-///
-/// # Async runtimes
-///
-/// Under `#[tokio::main]` (or any runtime's attribute), the constructor runs before `main`,
-/// so before the runtime starts: a worker never builds the runtime and runs each task on its
-/// main thread, outside any runtime. A task that needs one builds its own (for example a
-/// current-thread runtime in an [`initializer`](ProcessPoolBuilder::initializer) kept in a
-/// static). An `init()` call inside the async `main` stays a no-op.
-///
-/// # MPI
-///
-/// With the cargo feature `mpi`, `init` also recognises a launch by `mpirun` or `srun`: it
-/// initialises MPI, returns on rank 0, and turns every other rank into a worker of
-/// `MpiPool`, which exits once rank 0 drops its pool or exits. Outside such a launch it
-/// touches no MPI at all.
-///
-/// # Panics
-///
-/// Never. A panic inside a task becomes [`Error::Panicked`] in the parent, and the worker keeps
-/// serving.
-///
-/// ```standalone_crate
-/// fn square(x: u64) -> u64 { x * x }
-///
-/// fn main() -> Result<(), parexec::Error> {
-///     parexec::init(); // optional; returns at once in the parent
-///     let pool = parexec::ProcessPool::new(1)?;
-///     assert_eq!(pool.submit(square, 9).result()?, 81);
-///     Ok(())
-/// }
-/// ```
-pub fn init() {
+/// Serves as a process-pool worker if a [`ProcessPool`] started this process and it is not
+/// serving yet; the crate's [`init`](crate::init) calls it.
+pub(crate) fn serve_if_worker() {
     #[cfg(unix)]
     entry::init();
-    // After the process-pool check: a worker process of an MPI rank inherits the launcher's
-    // variables, but must serve its parent, not join the MPI job.
-    #[cfg(feature = "mpi")]
-    crate::mpi::init();
 }
 
 /// A pool of worker processes that runs `fn(A) -> R` tasks with serde payloads, isolating the
@@ -117,7 +64,7 @@ pub fn init() {
 /// [`as_completed`](crate::as_completed) and [`wait`](crate::wait).
 ///
 /// Workers re-execute the current binary and serve before its `main` would run (see
-/// [`init()`], which is optional). A worker speaks length-prefixed postcard frames over a private Unix
+/// [`init()`](crate::init), which is optional). A worker speaks length-prefixed postcard frames over a private Unix
 /// socket; its stdout and stderr are the parent's, so `println!` in a task is safe.
 ///
 /// # Faults
@@ -170,7 +117,7 @@ impl ProcessPool {
     ///
     /// [`Error::InvalidArgument`] for zero workers, [`Error::Io`] if a process cannot be
     /// started, [`Error::Handshake`] if a worker does not prove to be a parexec worker of this
-    /// very build (same build id, same code layout; see [`init()`] for platforms without
+    /// very build (same build id, same code layout; see [`init()`](crate::init) for platforms without
     /// constructors), and [`Error::Unsupported`] outside Unix.
     ///
     /// ```standalone_crate
