@@ -1,8 +1,8 @@
 //! Maps and `as_completed` as async streams: same results, and a pending poll never blocks
 //! the runtime's thread.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -188,6 +188,45 @@ fn an_as_completed_stream_moves_to_a_task_on_a_multi_thread_runtime() {
     let mut out = runtime.block_on(consumer).unwrap();
     out.sort_unstable();
     assert_eq!(out, expected(100));
+    runtime.block_on(opener).unwrap();
+}
+
+/// A server keeps one pool for the process: a `'static` pool lets a map's stream move into a
+/// spawned task, where the runtime may poll it from either of its threads.
+static SHARED_POOL: LazyLock<ThreadPool> = LazyLock::new(|| ThreadPool::new(2).unwrap());
+
+#[test]
+fn map_streams_move_into_spawned_tasks_on_a_multi_thread_runtime() {
+    let runtime = multi_thread();
+    let gate = Gate::new();
+    let opener = gate.spawn_opener(&runtime);
+    let ordered_gate = gate.clone();
+    let ordered = runtime.spawn(async move {
+        let results: Vec<Result<u64, Error>> = SHARED_POOL
+            .map(move |x: u64| ordered_gate.item(x), 0..1_000)
+            .into_stream()
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<u64>, Error>>()
+    });
+    let unordered = runtime.spawn(async move {
+        let mut out = Vec::new();
+        let mut stream = SHARED_POOL
+            .map(|x: u64| x * 2, 0..1_000)
+            .unordered()
+            .into_stream();
+        while let Some((index, result)) = stream.next().await {
+            out.push((index, result?));
+        }
+        Ok::<_, Error>(out)
+    });
+    assert_eq!(runtime.block_on(ordered).unwrap().unwrap(), expected(1_000));
+    let mut out = runtime.block_on(unordered).unwrap().unwrap();
+    out.sort_unstable();
+    let indices: Vec<usize> = out.iter().map(|&(index, _)| index).collect();
+    let values: Vec<u64> = out.into_iter().map(|(_, value)| value).collect();
+    assert_eq!(indices, (0..1_000).collect::<Vec<usize>>());
+    assert_eq!(values, expected(1_000));
     runtime.block_on(opener).unwrap();
 }
 
