@@ -4,7 +4,8 @@
 //! Targets (ratios within a group): `submit_result_noop` per task <= rayon's spawn + channel
 //! send; `map_trivial` within 2x of rayon's `par_iter().map().collect()`; `map_borrowed_slice`
 //! (a scoped map over a borrowed slice) within 2x of rayon's `par_iter()` over the same slice;
-//! `cpu_bound_equal` speedup over serial >= 0.95 x workers.
+//! `cpu_bound_equal` speedup over serial >= 0.95 x workers; `short_job_60x100us` (pool start
+//! included) speedup over serial >= 1.8 on 2 workers.
 
 mod support;
 
@@ -12,13 +13,17 @@ use std::hint::black_box;
 use std::sync::mpsc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parexec::ThreadPool;
+use parexec::planner::WorkloadProfile;
+use parexec::{ExecutorKind, Planner, ThreadPool};
 use rayon::prelude::*;
 
 const WORKERS: usize = 2;
 const NOOP_BATCH: u64 = 10_000;
 const MAP_ITEMS: u64 = 10_000_000;
 const EQUAL_TASKS: u64 = 64;
+const SHORT_JOB_ITEMS: u64 = 60;
+/// Draws of `spin_work_rounds` taking about 100 µs on the project's machine.
+const SHORT_ITEM_ROUNDS: u32 = 190_000;
 
 /// About a millisecond of arithmetic that the optimiser cannot remove.
 fn spin_work(seed: u64) -> u64 {
@@ -209,11 +214,68 @@ fn cpu_bound_equal(c: &mut Criterion) {
     group.finish();
 }
 
+/// A job of 60 items of about 100 µs each (6 ms of work), timed from the pool's start to the
+/// last result: the short jobs where starting and waking workers costs most.
+fn short_job_60x100us(c: &mut Criterion) {
+    let item = |seed: u64| support::spin_work_rounds(seed, SHORT_ITEM_ROUNDS);
+    // The planned configuration: planned once, outside the timing, as an application plans
+    // before it runs; its chunk size with the 2 workers the target names.
+    let profile = WorkloadProfile::uniform(
+        SHORT_JOB_ITEMS as usize,
+        std::time::Duration::from_micros(100),
+    );
+    let plan = Planner::new()
+        .profile(profile)
+        .plan_for(ExecutorKind::Threads)
+        .unwrap();
+    eprintln!(
+        "short_job_60x100us: planned chunk size {} (parallel: {}, {} workers)",
+        plan.chunksize, plan.parallel, plan.parallel_workers
+    );
+    let mut group = c.benchmark_group("short_job_60x100us");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(SHORT_JOB_ITEMS));
+    group.bench_function("serial", |b| {
+        b.iter(|| {
+            (0..SHORT_JOB_ITEMS)
+                .map(|i| item(black_box(i)))
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.bench_function("parexec_pool_new_map_2_workers", |b| {
+        b.iter(|| {
+            let pool = ThreadPool::new(WORKERS).unwrap();
+            pool.map(item, 0..SHORT_JOB_ITEMS)
+                .chunksize(plan.chunksize)
+                .collect_vec()
+                .unwrap()
+                .into_iter()
+                .fold(0, u64::wrapping_add)
+        })
+    });
+    group.bench_function("rayon_pool_build_par_iter_2_workers", |b| {
+        b.iter(|| {
+            let rayon_pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(WORKERS)
+                .build()
+                .unwrap();
+            rayon_pool.install(|| {
+                (0..SHORT_JOB_ITEMS)
+                    .into_par_iter()
+                    .map(item)
+                    .reduce(|| 0, u64::wrapping_add)
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     submit_result_noop,
     map_trivial,
     map_borrowed_slice,
-    cpu_bound_equal
+    cpu_bound_equal,
+    short_job_60x100us
 );
 criterion_main!(benches);

@@ -284,18 +284,18 @@ fn stats_count_outcomes_and_time() {
 #[test]
 fn stats_estimate_queue_wait_from_sampled_tasks() {
     let pool = ThreadPool::new(1).unwrap();
-    // One worker: the 16 tasks queued behind a 20 ms blocker each wait at least 20 ms.
+    // One worker: the 64 tasks queued behind a 20 ms blocker each wait at least 20 ms.
     let blocker = pool.submit(|| std::thread::sleep(Duration::from_millis(20)));
-    let queued: Vec<_> = (0..16).map(|i| pool.submit(move || i)).collect();
+    let queued: Vec<_> = (0..64).map(|i| pool.submit(move || i)).collect();
     blocker.result().unwrap();
     for f in queued {
         f.result().unwrap();
     }
     pool.shutdown();
     let stats = pool.stats();
-    // Tasks 0, 8 and 16 are sampled; two of them waited >= 20 ms, scaled to 17 tasks.
+    // Tasks 0 and 64 are sampled (one in 64); the second waited >= 20 ms, scaled to 65 tasks.
     assert!(
-        stats.queue_wait >= Duration::from_millis(20) * 2 * 17 / 3,
+        stats.queue_wait >= Duration::from_millis(20) * 65 / 2,
         "{stats:?}"
     );
 }

@@ -12,8 +12,8 @@ const BUSY_FLUSH_TASKS: u32 = 64;
 
 /// One task in this many is timestamped on submission to measure queue wait, and the total
 /// is scaled to every task that started. A clock read costs ~50 ns on a VM, as much as the
-/// rest of submitting a no-op task, and the estimate converges within a few hundred tasks.
-pub(super) const QUEUE_WAIT_SAMPLING: u64 = 8;
+/// rest of submitting a no-op task, and the estimate converges within a few thousand tasks.
+pub(super) const QUEUE_WAIT_SAMPLING: u64 = 64;
 
 #[derive(Default)]
 pub(super) struct WorkerCounters {

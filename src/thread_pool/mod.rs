@@ -17,7 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -278,6 +278,13 @@ impl ThreadPool {
     fn join_workers(&self) {
         let _joining = self.joining.lock();
         let handles = std::mem::take(&mut *self.threads.lock());
+        // Idle workers leave within microseconds of the flag. Blocking in `join` at once would
+        // let this core go idle, and waking it again costs more than that on a small VM; so
+        // wait for them briefly awake, then block for whatever is still running.
+        let awake_until = Instant::now() + sleep::SPIN_BEFORE_PARK;
+        while handles.iter().any(|handle| !handle.is_finished()) && Instant::now() < awake_until {
+            std::thread::yield_now();
+        }
         for handle in handles {
             // A worker never panics out of its loop: tasks and initializers are caught.
             let _ = handle.join();

@@ -153,10 +153,11 @@ impl Registry {
         self.workers_exited.store(true, Ordering::SeqCst);
     }
 
-    /// Called by each worker as it leaves its loop. The last one out of a shut-down pool marks
+    /// Called by each worker as it leaves its loop (and for one enlisted whose thread could not
+    /// be spawned). The last one out of a shut-down pool marks
     /// the workers as gone and drains what raced in after it found the queue empty: no one
     /// else may be left to, when the pool was shut down from inside one of its tasks.
-    fn worker_left(&self) {
+    pub(super) fn worker_left(&self) {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_shut_down() {
             self.workers_exited();
             self.drain_unrun();
@@ -243,7 +244,10 @@ pub(super) fn worker_loop(registry: Arc<Registry>, counters: Arc<CachePadded<Wor
             continue;
         }
         let idle_since = Instant::now();
-        while registry.injector.is_empty() && idle_since.elapsed() < SPIN_BEFORE_PARK {
+        while registry.injector.is_empty()
+            && !registry.shutdown.load(Ordering::Relaxed)
+            && idle_since.elapsed() < SPIN_BEFORE_PARK
+        {
             std::hint::spin_loop();
             std::thread::yield_now();
         }

@@ -24,29 +24,71 @@ pub(super) struct Spawner {
 }
 
 impl Spawner {
-    /// Starts workers `first..first + count` and waits until each has run the initializer.
-    /// A worker whose initializer fails exits; the others serve.
+    /// Starts workers `first..first + count`. Without an initializer, each worker is enlisted
+    /// here and the threads are not waited for: they start while the caller goes on (its first
+    /// submissions wait in the queue, and a consumer runs the first map chunks itself), which
+    /// keeps a thread's start-up latency out of a short job. With one, it waits until each
+    /// worker has run it; a worker whose initializer fails exits, the others serve.
     fn start(&self, registry: &Arc<Registry>, first: usize, count: usize) -> Started {
+        match &self.initializer {
+            None => self.start_unwaited(registry, first, count),
+            Some(init) => self.start_initialized(registry, init, first, count),
+        }
+    }
+
+    fn thread(&self, index: usize) -> std::thread::Builder {
+        let thread = std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
+        match self.stack_size {
+            Some(bytes) => thread.stack_size(bytes),
+            None => thread,
+        }
+    }
+
+    fn start_unwaited(&self, registry: &Arc<Registry>, first: usize, count: usize) -> Started {
+        let mut handles = Vec::with_capacity(count);
+        let mut failure = None;
+        for index in first..first + count {
+            // Enlisted before it exists, so `stats` counts it once `build` returns, and a
+            // `shutdown` racing its start joins it like any other worker.
+            let counters = registry.enlist_worker();
+            let worker_registry = Arc::clone(registry);
+            match self
+                .thread(index)
+                .spawn(move || worker_loop(worker_registry, counters))
+            {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    registry.worker_left();
+                    failure = Some(Error::from(e));
+                    break;
+                }
+            }
+        }
+        Started {
+            serving: handles.len(),
+            handles,
+            failure,
+        }
+    }
+
+    fn start_initialized(
+        &self,
+        registry: &Arc<Registry>,
+        init: &Arc<dyn Fn(usize) + Send + Sync>,
+        first: usize,
+        count: usize,
+    ) -> Started {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), Error>>(count);
         let mut handles = Vec::with_capacity(count);
         let mut failure = None;
         for index in first..first + count {
-            let mut thread =
-                std::thread::Builder::new().name(format!("{}-{index}", self.thread_name));
-            if let Some(bytes) = self.stack_size {
-                thread = thread.stack_size(bytes);
-            }
             let registry = Arc::clone(registry);
-            let init = self.initializer.clone();
+            let init = Arc::clone(init);
             let ready = ready_tx.clone();
-            let spawned = thread.spawn(move || {
-                let init_outcome = match init {
-                    Some(init) => unwind::catch(|| init(index))
-                        .map_err(|panic| Error::Initializer(Error::from(panic).to_string())),
-                    None => Ok(()),
-                };
-                let initialized = init_outcome.is_ok();
-                if initialized {
+            let spawned = self.thread(index).spawn(move || {
+                let init_outcome = unwind::catch(|| init(index))
+                    .map_err(|panic| Error::Initializer(Error::from(panic).to_string()));
+                if init_outcome.is_ok() {
                     // Enlisted before reporting, so `stats` counts it once `build` returns.
                     let counters = registry.enlist_worker();
                     let _ = ready.send(init_outcome);

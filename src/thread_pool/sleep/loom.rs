@@ -80,8 +80,19 @@ impl Pool {
     }
 }
 
-/// `workers` workers, `jobs` jobs pushed by the main thread, each waited for before shutdown.
-fn run(workers: usize, jobs: usize) {
+/// When the main thread shuts the pool down.
+#[derive(Clone, Copy)]
+enum Shutdown {
+    /// Once every job has run.
+    AfterTheJobs,
+    /// Right after pushing them, racing the workers' start: they must still run every job.
+    RightAway,
+}
+
+/// `workers` workers, `jobs` jobs pushed by the main thread, then shut down as `shutdown`
+/// says. The workers start unwaited for, as a pool without an initializer starts them, so
+/// loom also explores jobs pushed and shutdown begun before a worker runs at all.
+fn run(workers: usize, jobs: usize, shutdown: Shutdown) {
     ::loom::model(move || {
         let (ran, done) = mpsc::channel();
         let pool = Pool::new(ran);
@@ -94,12 +105,20 @@ fn run(workers: usize, jobs: usize) {
         for _ in 0..jobs {
             pool.push();
         }
-        for _ in 0..jobs {
-            done.recv().unwrap();
+        if let Shutdown::AfterTheJobs = shutdown {
+            for _ in 0..jobs {
+                done.recv().unwrap();
+            }
         }
         pool.begin_shutdown();
         for thread in threads {
             thread.join().unwrap();
+        }
+        if let Shutdown::RightAway = shutdown {
+            // The workers are gone: a job they left unrun would block here for ever.
+            for _ in 0..jobs {
+                done.recv().unwrap();
+            }
         }
         assert_eq!(
             pool.sleep.sleepers.load(SeqCst),
@@ -111,15 +130,21 @@ fn run(workers: usize, jobs: usize) {
 
 #[test]
 fn a_job_pushed_while_the_worker_parks_is_run() {
-    run(1, 1);
+    run(1, 1, Shutdown::AfterTheJobs);
 }
 
 #[test]
 fn two_jobs_pushed_while_two_workers_park_are_run() {
-    run(2, 2);
+    run(2, 2, Shutdown::AfterTheJobs);
 }
 
 #[test]
 fn shutdown_wakes_every_parked_worker() {
-    run(2, 0);
+    run(2, 0, Shutdown::AfterTheJobs);
+}
+
+#[test]
+fn jobs_queued_before_a_shutdown_that_races_the_start_all_run() {
+    run(1, 2, Shutdown::RightAway);
+    run(2, 1, Shutdown::RightAway);
 }
