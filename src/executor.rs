@@ -81,8 +81,8 @@ pub struct Stats {
     pub transfer: Duration,
     /// Process pools: worker processes started to replace ones that exited or were killed.
     pub worker_restarts: u64,
-    /// Workers running right now: threads in their loop, or worker processes that have
-    /// shaken hands. After a [`set_workers`](Executor::set_workers) it converges to the new
+    /// Workers running right now: threads started and not yet out of their loop, or worker
+    /// processes that have shaken hands. After a [`set_workers`](Executor::set_workers) it converges to the new
     /// count as surplus workers finish their current task; it is 0 after shutdown and before
     /// a lazy process pool's first task.
     pub workers: usize,

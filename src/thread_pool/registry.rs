@@ -27,7 +27,7 @@ pub(super) struct Registry {
     /// Workers asked to exit after their current job (a shrinking `set_workers`). Read once
     /// per job, written only by a resize and by the workers that exit.
     retiring: CachePadded<AtomicUsize>,
-    /// Workers running their loop right now.
+    /// Workers started (enlisted) and not yet out of their loop.
     live: AtomicUsize,
     /// One set per worker ever started (kept after it exits, for the totals).
     counters: Mutex<Vec<Arc<CachePadded<WorkerCounters>>>>,
@@ -89,7 +89,8 @@ impl Registry {
         &self.overflow
     }
 
-    /// Enlists a worker about to enter its loop: counts it live and returns its counters.
+    /// Enlists a worker about to start (or, after its initializer, enter its loop): counts it
+    /// live and returns its counters.
     pub(super) fn enlist_worker(&self) -> Arc<CachePadded<WorkerCounters>> {
         self.live.fetch_add(1, Ordering::SeqCst);
         let counters = Arc::new(CachePadded::default());
@@ -97,7 +98,7 @@ impl Registry {
         counters
     }
 
-    /// The workers running their loop right now.
+    /// The workers started and not yet out of their loop.
     pub(super) fn live_workers(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
@@ -153,10 +154,10 @@ impl Registry {
         self.workers_exited.store(true, Ordering::SeqCst);
     }
 
-    /// Called by each worker as it leaves its loop (and for one enlisted whose thread could not
-    /// be spawned). The last one out of a shut-down pool marks
-    /// the workers as gone and drains what raced in after it found the queue empty: no one
-    /// else may be left to, when the pool was shut down from inside one of its tasks.
+    /// Called by each worker as it leaves its loop, and for one enlisted whose thread could not
+    /// be spawned. The last one out of a shut-down pool marks the workers as gone and drains
+    /// what raced in after it found the queue empty: no one else may be left to, when the pool
+    /// was shut down from inside one of its tasks.
     pub(super) fn worker_left(&self) {
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.is_shut_down() {
             self.workers_exited();
@@ -244,8 +245,10 @@ pub(super) fn worker_loop(registry: Arc<Registry>, counters: Arc<CachePadded<Wor
             continue;
         }
         let idle_since = Instant::now();
+        // Whatever ends the spell ends the spin too: work, shutdown, or a pending exit.
         while registry.injector.is_empty()
             && !registry.shutdown.load(Ordering::Relaxed)
+            && registry.retiring.load(Ordering::Relaxed) == 0
             && idle_since.elapsed() < SPIN_BEFORE_PARK
         {
             std::hint::spin_loop();
