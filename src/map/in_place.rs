@@ -280,6 +280,7 @@ impl<I: Iterator, R, K> Map<'_, I, R, K> {
             self.output.commit(chunk.written);
             self.output.append(chunk.values);
         }
+        self.progress.finish();
         Ok(std::mem::take(&mut self.output).into_vec())
     }
 }
