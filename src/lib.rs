@@ -65,9 +65,10 @@
 //!   completion.rs   as_completed, wait
 //!   map/            Map: the window of chunks (mod.rs), a chunk's results (chunk.rs), the
 //!                   ChunkDispatch interface executors implement (dispatch.rs), in-place output
-//!                   for collect_vec beside the Drop it relies on (in_place.rs), polling as a
-//!                   stream (stream.rs), progress bars (progress.rs, feature `progress`),
-//!                   MapSettings that with_plan applies (settings.rs)
+//!                   for collect_vec beside the Drop it relies on (in_place.rs), collect routed
+//!                   to it (collect.rs), MapUnordered (unordered.rs), polling as a stream
+//!                   (stream.rs), progress bars (progress.rs, feature `progress`), MapSettings
+//!                   that with_plan applies (settings.rs)
 //!   stream.rs       Streaming: maps and as_completed as futures_core::Stream
 //!   progress.rs     the progress bar a map or as_completed advances (feature `progress`)
 //!   chunking.rs     adaptive chunk sizing, and the constants the planner's model shares
@@ -134,7 +135,7 @@ pub use crate::error::{Error, WorkerExit};
 pub use crate::executor::{Executor, ExecutorKind, Payload, Stats};
 pub use crate::future::Future;
 pub use crate::launch::init;
-pub use crate::map::{Map, MapSettings, MapUnordered};
+pub use crate::map::{Map, MapSettings, MapUnordered, Scoped, Unscoped};
 #[cfg(feature = "mpi")]
 pub use crate::mpi::{MpiPool, MpiPoolBuilder, MpiRank};
 pub use crate::planner::{Plan, Planner};

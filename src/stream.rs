@@ -68,7 +68,7 @@ impl<S> Streaming<S> {
     }
 }
 
-impl<I: Iterator, R> Stream for Streaming<Map<'_, I, R>> {
+impl<I: Iterator, R, K> Stream for Streaming<Map<'_, I, R, K>> {
     type Item = Result<R, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -80,7 +80,7 @@ impl<I: Iterator, R> Stream for Streaming<Map<'_, I, R>> {
     }
 }
 
-impl<I: Iterator, R> Stream for Streaming<MapUnordered<'_, I, R>> {
+impl<I: Iterator, R, K> Stream for Streaming<MapUnordered<'_, I, R, K>> {
     type Item = (usize, Result<R, Error>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -110,7 +110,7 @@ impl<S: fmt::Debug> fmt::Debug for Streaming<S> {
     }
 }
 
-impl<'p, I: Iterator, R> Map<'p, I, R> {
+impl<'p, I: Iterator, R, K> Map<'p, I, R, K> {
     /// This map as an async [`Stream`](futures_core::Stream) of the same results in the same
     /// order; see [`Streaming`].
     ///
@@ -127,7 +127,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     }
 }
 
-impl<'p, I: Iterator, R> MapUnordered<'p, I, R> {
+impl<'p, I: Iterator, R, K> MapUnordered<'p, I, R, K> {
     /// This map as an async [`Stream`](futures_core::Stream) of `(input index, result)` in
     /// completion order; see [`Streaming`].
     ///

@@ -14,8 +14,9 @@
 //! * [`OutputBuffer`] allocates its vector once, at its final capacity. Slot pointers derive
 //!   from one `as_mut_ptr` read and never from a reference to the buffer, and the vector does
 //!   not reallocate while any range is claimed.
-//! * [`OutputBuffer::claim`] hands out disjoint [`Slots`], in order, never past the capacity.
-//!   A `Slots` is the only way to write its range, and [`Slots::fill`] consumes it.
+//! * [`OutputBuffer::claim`] hands out disjoint [`Slots`], in order, never past the capacity,
+//!   and none after the first claim that did not fit (so runs stay in input order). A `Slots`
+//!   is the only way to write its range, and [`Slots::fill`] consumes it.
 //! * `fill` writes front to back and returns the initialised prefix as [`Written`], which
 //!   owns those values: dropping it drops them.
 //! * [`OutputBuffer::commit`] takes runs only where the vector's initialised prefix ends and
@@ -37,6 +38,8 @@ pub(crate) struct OutputBuffer<R> {
     base: *mut R,
     /// Slots handed out so far, from the start: `values.len() <= claimed <= capacity`.
     claimed: usize,
+    /// Set once a claim did not fit: every later chunk comes back by value instead.
+    spilled: bool,
 }
 
 // SAFETY: the buffer owns its vector, and `base` points into that vector's heap allocation,
@@ -76,28 +79,25 @@ impl<R> OutputBuffer<R> {
             base: values.as_mut_ptr(),
             values,
             claimed: 0,
+            spilled: false,
         }
     }
 
-    /// The next `len` slots after those already claimed.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidArgument`] if they do not fit: the input yielded more items than the
-    /// exact length its `size_hint` promised.
-    pub(crate) fn claim(&mut self, len: usize) -> Result<Slots<R>, Error> {
+    /// The next `len` slots after those already claimed, or `None` if they do not fit (the
+    /// input yielded more items than the exact length its `size_hint` promised) or an earlier
+    /// claim did not: that chunk and every later one must return their values instead.
+    pub(crate) fn claim(&mut self, len: usize) -> Option<Slots<R>> {
         let end = self
             .claimed
             .checked_add(len)
-            .filter(|&end| end <= self.values.capacity())
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "the input yielded more items than its exact size_hint promised".into(),
-                )
-            })?;
+            .filter(|&end| end <= self.values.capacity() && !self.spilled);
+        let Some(end) = end else {
+            self.spilled = true;
+            return None;
+        };
         let start = self.base.wrapping_add(self.claimed);
         self.claimed = end;
-        Ok(Slots { start, len })
+        Some(Slots { start, len })
     }
 
     /// Takes over the values of a run written in place. A run must start where the values
@@ -124,12 +124,13 @@ impl<R> OutputBuffer<R> {
         unsafe { self.values.set_len(self.values.len() + len) };
     }
 
-    /// Appends values that came back by value, from an executor in another process.
+    /// Appends values that came back by value: from an executor in another process, or from
+    /// the chunks after the input outgrew its promised length.
     ///
     /// # Panics
     ///
-    /// If slots are outstanding, which would be a bug in the map: executors either write in
-    /// place or return values, never both.
+    /// If slots are outstanding, which would be a bug in the map: chunks return values only
+    /// after every chunk that claimed slots, and the map commits chunks in input order.
     pub(crate) fn append(&mut self, values: Vec<R>) {
         if values.is_empty() {
             return;
@@ -226,7 +227,7 @@ impl<R> Drop for Written<R> {
     }
 }
 
-impl<I: Iterator, R> Map<'_, I, R> {
+impl<I: Iterator, R, K> Map<'_, I, R, K> {
     /// Runs the whole map and collects its values in input order, or returns the first error
     /// in input order: what `collect::<Result<Vec<R>, Error>>()` returns, but faster.
     ///
@@ -235,7 +236,8 @@ impl<I: Iterator, R> Map<'_, I, R> {
     /// workers then write each chunk's results straight into it, so no thread copies them
     /// again and the vector's fresh memory is touched by all the workers instead of by the
     /// calling thread alone; results from worker processes are moved in one chunk at a time.
-    /// In every other case this is `collect`.
+    /// In every other case this is `Iterator::collect`. An input that yields more items than
+    /// its exact length has the rest collected by value.
     ///
     /// A panic in `f` fails the collection with that item's [`Error::Panicked`] (the earliest
     /// such item, in input order). On any error, chunks that have not started are cancelled and
@@ -247,8 +249,7 @@ impl<I: Iterator, R> Map<'_, I, R> {
     /// The first error in input order: a panic in `f`, a chunk that failed as a whole (its
     /// worker process died, say, or the pool shut down), an invalid
     /// [`chunksize`](Map::chunksize) or [`buffersize`](Map::buffersize), or
-    /// [`Error::InvalidArgument`] if the input's exact length is more than a vector can hold or
-    /// it yields more items than that length.
+    /// [`Error::InvalidArgument`] if the input's exact length is more than a vector can hold.
     ///
     /// ```
     /// let pool = parexec::ThreadPool::new(2)?;
@@ -267,7 +268,7 @@ impl<I: Iterator, R> Map<'_, I, R> {
         let untouched = self.next_seq == 0 && !self.finished;
         let exact_len = match self.items.size_hint() {
             (low, Some(high)) if low == high && untouched => low,
-            _ => return self.collect(),
+            _ => return Iterator::collect(self),
         };
         self.output = OutputBuffer::with_capacity(exact_len)?;
         self.collecting = true;
@@ -279,11 +280,12 @@ impl<I: Iterator, R> Map<'_, I, R> {
             self.output.commit(chunk.written);
             self.output.append(chunk.values);
         }
+        self.progress.finish();
         Ok(std::mem::take(&mut self.output).into_vec())
     }
 }
 
-impl<I: Iterator, R> Drop for Map<'_, I, R> {
+impl<I: Iterator, R, K> Drop for Map<'_, I, R, K> {
     fn drop(&mut self) {
         // Chunks writing into the output buffer must be done with it before the buffer is
         // freed, as scoped threads must finish before their scope ends. Only a collecting map

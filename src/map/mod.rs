@@ -13,29 +13,31 @@
 //! per chunk that sends its sequence number down a channel, and takes whichever arrives.
 
 mod chunk;
+mod collect;
 mod dispatch;
 mod in_place;
 #[cfg(feature = "progress")]
 mod progress;
 mod settings;
 mod stream;
+mod unordered;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
-use crossbeam_channel::{Receiver, Sender};
-
 pub(crate) use self::chunk::Chunk;
+pub use self::collect::{Scoped, Unscoped};
 pub(crate) use self::dispatch::{ChunkDispatch, DispatchInto, Dispatched};
 pub(crate) use self::in_place::Slots;
 pub use self::settings::MapSettings;
+pub use self::unordered::MapUnordered;
 
 use self::chunk::Ready;
 use self::dispatch::Inline;
 use self::in_place::OutputBuffer;
+use self::unordered::Completions;
 use crate::chunking::{ChunkSizer, WINDOW_PER_WORKER};
 use crate::progress::Progress;
 use crate::{Error, Future};
@@ -68,11 +70,11 @@ struct InFlight<'p, R> {
 ///   only; a chunk that fails as a whole (its worker process died, say) yields the error for
 ///   each of its items.
 /// * **Cancellation.** Dropping the iterator cancels every chunk that has not started.
-/// * **Collecting everything.** [`collect_vec`](Map::collect_vec) gathers the whole map into a
-///   `Vec` with the workers writing in place; much faster than item-by-item `collect` when
-///   items are cheap.
+/// * **Collecting everything.** [`collect`](Map::collect) into `Result<Vec<R>, Error>`, and
+///   [`collect_vec`](Map::collect_vec), have the workers write each chunk straight into the
+///   final vector; any other collection is gathered item by item, as `Iterator::collect` does.
 /// * **Borrowing.** [`Scope::map`](crate::Scope::map) makes the same iterator over a function
-///   and items that borrow the caller's stack.
+///   and items that borrow the caller's stack, marked [`Scoped`] (`K`).
 /// * **Planned.** [`with_plan`](Map::with_plan) applies a plan's chunk size, and runs a plan
 ///   that stays serial on the consuming thread.
 /// * **Sendable.** A map is `Send` when its input and results are: another thread may
@@ -92,7 +94,7 @@ struct InFlight<'p, R> {
 /// # Ok::<(), parexec::Error>(())
 /// ```
 #[must_use = "a map does nothing unless iterated"]
-pub struct Map<'p, I: Iterator, R> {
+pub struct Map<'p, I: Iterator, R, K = Unscoped> {
     items: I,
     /// Set once the input ran short of a chunk: it is never polled again. (Not `Fuse`, which
     /// would hide `TrustedLen` from the chunk's `collect` and cost a check per item.)
@@ -116,11 +118,13 @@ pub struct Map<'p, I: Iterator, R> {
     collecting: bool,
     /// The progress bar to advance as chunks finish (feature `progress`).
     progress: Progress,
+    /// Whether the results may borrow, which decides which `collect` applies.
+    kind: PhantomData<K>,
     /// Declared last so it is dropped last, after `Drop` has waited for the chunks writing it.
     output: OutputBuffer<R>,
 }
 
-impl<'p, I: Iterator, R> Map<'p, I, R> {
+impl<'p, I: Iterator, R, K> Map<'p, I, R, K> {
     pub(crate) fn new(
         items: I,
         dispatch: Box<dyn ChunkDispatch<'p, I::Item, R> + Send + 'p>,
@@ -144,6 +148,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             finished: false,
             collecting: false,
             progress: Progress::default(),
+            kind: PhantomData,
             output: OutputBuffer::default(),
         }
     }
@@ -218,7 +223,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     /// assert_eq!(out, [(0, 15), (1, 18), (2, 21)]);
     /// # Ok::<(), parexec::Error>(())
     /// ```
-    pub fn unordered(mut self) -> MapUnordered<'p, I, R> {
+    pub fn unordered(mut self) -> MapUnordered<'p, I, R, K> {
         let completions = Completions::new();
         for slot in &self.in_flight {
             if let Some(future) = &slot.future {
@@ -287,14 +292,14 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
             }
             let len = chunk.len();
             let in_place = self.dispatch.in_place().filter(|_| self.collecting);
-            let Dispatched { future, run_here } = match (in_place, self.serial) {
-                (Some(into), serial) => match self.output.claim(len) {
-                    Ok(slots) if serial => {
-                        Dispatched::ready(Ok(into.run_inline_into(chunk, slots)))
-                    }
-                    Ok(slots) => into.dispatch_into(chunk, slots),
-                    Err(error) => Dispatched::ready(Err(error)),
-                },
+            // No slots once the input outgrows the exact length it promised: the rest comes
+            // back by value and is appended.
+            let slots = in_place.and_then(|_| self.output.claim(len));
+            let Dispatched { future, run_here } = match (in_place.zip(slots), self.serial) {
+                (Some((into, slots)), true) => {
+                    Dispatched::ready(Ok(into.run_inline_into(chunk, slots)))
+                }
+                (Some((into, slots)), false) => into.dispatch_into(chunk, slots),
                 (None, true) => Dispatched::ready(Ok(self.dispatch.run_inline(chunk))),
                 (None, false) => self.dispatch.dispatch(chunk),
             };
@@ -411,36 +416,7 @@ impl<'p, I: Iterator, R> Map<'p, I, R> {
     }
 }
 
-/// How an unordered map learns which chunk finished: each chunk's done-callback sends its
-/// sequence number, then wakes the task polling the map as a stream, if any.
-struct Completions {
-    notify: Sender<u64>,
-    finished: Receiver<u64>,
-    waker: Arc<AtomicWaker>,
-}
-
-impl Completions {
-    fn new() -> Self {
-        let (notify, finished) = crossbeam_channel::unbounded();
-        Completions {
-            notify,
-            finished,
-            waker: Arc::default(),
-        }
-    }
-
-    fn notify_on_done<R>(&self, future: &Future<Chunk<R>>, seq: u64) {
-        let notify = self.notify.clone();
-        let waker = Arc::clone(&self.waker);
-        future.on_done(move || {
-            // The receiver is gone only when the map was dropped; nobody is waiting then.
-            let _ = notify.send(seq);
-            waker.wake();
-        });
-    }
-}
-
-impl<I: Iterator, R> Iterator for Map<'_, I, R> {
+impl<I: Iterator, R, K> Iterator for Map<'_, I, R, K> {
     type Item = Result<R, Error>;
 
     #[inline]
@@ -478,7 +454,7 @@ impl<I: Iterator, R> Iterator for Map<'_, I, R> {
     }
 }
 
-impl<I: Iterator, R> fmt::Debug for Map<'_, I, R> {
+impl<I: Iterator, R, K> fmt::Debug for Map<'_, I, R, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("window", &self.window)
@@ -486,51 +462,5 @@ impl<I: Iterator, R> fmt::Debug for Map<'_, I, R> {
             .field("dispatched_items", &self.next_index)
             .field("unordered", &self.completions.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// The completion-order variant of [`Map`], from [`Map::unordered`]: yields
-/// `(input index, Result<R, Error>)` as chunks finish, so one slow item never holds back the
-/// others (or a progress bar). Laziness, chunking, failure and cancellation rules are
-/// [`Map`]'s.
-///
-/// ```
-/// let pool = parexec::ThreadPool::new(2)?;
-/// let mut seen = vec![false; 100];
-/// for (index, result) in pool.map(|x: usize| x, 0..100).unordered() {
-///     seen[index] = result? == index;
-/// }
-/// assert!(seen.iter().all(|&ok| ok));
-/// # Ok::<(), parexec::Error>(())
-/// ```
-#[must_use = "a map does nothing unless iterated"]
-pub struct MapUnordered<'p, I: Iterator, R> {
-    inner: Map<'p, I, R>,
-}
-
-impl<I: Iterator, R> Iterator for MapUnordered<'_, I, R> {
-    type Item = (usize, Result<R, Error>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let inner = &mut self.inner;
-        loop {
-            let index = inner.ready.next_index();
-            if let Some(result) = inner.ready.next() {
-                return Some((index, result));
-            }
-            if !inner.next_batch() {
-                return None;
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.size_hint()
-    }
-}
-
-impl<I: Iterator, R> fmt::Debug for MapUnordered<'_, I, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("MapUnordered").field(&self.inner).finish()
     }
 }

@@ -7,7 +7,7 @@ use indicatif::ProgressBar;
 use super::{Map, MapUnordered};
 use crate::progress::{Progress, exact_len};
 
-impl<I: Iterator, R> Map<'_, I, R> {
+impl<I: Iterator, R, K> Map<'_, I, R, K> {
     /// Shows a progress bar on stderr that counts finished items; see
     /// [`progress_with`](Map::progress_with). Its length is the input's length when the
     /// input's `size_hint` is exact. It is hidden when stderr is not a terminal.
@@ -44,7 +44,7 @@ impl<I: Iterator, R> Map<'_, I, R> {
     }
 }
 
-impl<I: Iterator, R> MapUnordered<'_, I, R> {
+impl<I: Iterator, R, K> MapUnordered<'_, I, R, K> {
     /// Shows a progress bar on stderr that counts finished items, hidden when stderr is not a
     /// terminal; see [`Map::progress`].
     ///

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use super::{Map, MapUnordered};
 use crate::Error;
 
-impl<I: Iterator, R> Map<'_, I, R> {
+impl<I: Iterator, R, K> Map<'_, I, R, K> {
     /// Like `next_batch`, but returns `Pending` instead of waiting, with `cx`'s waker
     /// registered where the next chunk's completion will wake it.
     ///
@@ -74,7 +74,7 @@ impl<I: Iterator, R> Map<'_, I, R> {
     }
 }
 
-impl<I: Iterator, R> MapUnordered<'_, I, R> {
+impl<I: Iterator, R, K> MapUnordered<'_, I, R, K> {
     /// The next `(input index, result)`, or `Pending` with `cx`'s waker registered.
     pub(crate) fn poll_item(
         &mut self,

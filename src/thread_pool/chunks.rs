@@ -75,12 +75,12 @@ struct ThreadChunks<'p, F, Q> {
 
 /// A map of `f` over `items` on `pool`, its chunks queued through `queue`: the pool itself, or
 /// a scope.
-pub(super) fn map<'p, 'job: 'p, A, R, F, I, Q>(
+pub(super) fn map<'p, 'job: 'p, A, R, F, I, Q, K>(
     pool: &'p ThreadPool,
     queue: &'p Q,
     f: F,
     items: I,
-) -> Map<'p, I::IntoIter, R>
+) -> Map<'p, I::IntoIter, R, K>
 where
     F: Fn(A) -> R + Send + Sync + 'job,
     A: Send + 'job,

@@ -12,7 +12,7 @@ use super::chunks::{self, Enqueue};
 use super::counters::WorkerCounters;
 use super::job::{self, Job, JobFor};
 use crate::future::{self, promise};
-use crate::{Error, Future, Map};
+use crate::{Error, Future, Map, Scoped};
 
 pub(super) struct ScopeState {
     running: Mutex<usize>,
@@ -118,7 +118,8 @@ impl<'scope> Scope<'scope, '_> {
     /// Applies `f` to every item on the pool, like [`ThreadPool::map`], but `f` and the items
     /// may borrow anything that outlives the scope: a lazy iterator of `Result<R, Error>` in
     /// input order, with the same bounded window, chunking, cancellation on drop and
-    /// [`collect_vec`](Map::collect_vec) as any [`Map`].
+    /// [`collect_vec`](Map::collect_vec) as any [`Map`]. It is marked [`Scoped`]: its results
+    /// may borrow too, so its `collect` is [`Iterator::collect`].
     ///
     /// The scope does not end while any chunk may still touch borrowed data: a chunk that has
     /// started is waited for, including when the map is dropped early or the body panics. A
@@ -141,7 +142,7 @@ impl<'scope> Scope<'scope, '_> {
     /// ```
     ///
     /// The map borrows the scope, so it cannot outlive it.
-    pub fn map<A, R, F, I>(&'scope self, f: F, items: I) -> Map<'scope, I::IntoIter, R>
+    pub fn map<A, R, F, I>(&'scope self, f: F, items: I) -> Map<'scope, I::IntoIter, R, Scoped>
     where
         F: Fn(A) -> R + Send + Sync + 'scope,
         A: Send + 'scope,

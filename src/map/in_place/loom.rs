@@ -15,7 +15,7 @@ use ::loom::thread;
 
 use crate::Error;
 use crate::future::promise;
-use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Map, Slots};
+use crate::map::{Chunk, ChunkDispatch, DispatchInto, Dispatched, Map, Slots, Unscoped};
 
 /// Whether the consumer's `collect_vec` call is still going on.
 struct Open(UnsafeCell<bool>);
@@ -138,7 +138,7 @@ fn collect(items: Vec<u64>, refused: Option<u64>) -> Result<Vec<u64>, Error> {
         refused,
         collection: Arc::clone(&collection),
     };
-    let outcome = Map::new(items.into_iter(), Box::new(workers))
+    let outcome = Map::<_, _, Unscoped>::new(items.into_iter(), Box::new(workers))
         .chunksize(1)
         .collect_vec()
         .map(|values| values.iter().map(Tracked::get).collect());

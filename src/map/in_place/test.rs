@@ -15,11 +15,23 @@ fn runs_committed_in_order_make_the_vector() {
 }
 
 #[test]
-fn claims_past_the_capacity_fail() {
+fn no_claim_succeeds_after_one_past_the_capacity() {
     let mut buffer = OutputBuffer::<u8>::with_capacity(3).unwrap();
-    assert!(buffer.claim(2).is_ok());
-    assert!(matches!(buffer.claim(2), Err(Error::InvalidArgument(_))));
-    assert!(buffer.claim(1).is_ok());
+    assert!(buffer.claim(2).is_some());
+    assert!(buffer.claim(2).is_none());
+    // It would fit, but it would come after values that return by value.
+    assert!(buffer.claim(1).is_none());
+}
+
+#[test]
+fn values_after_a_spill_are_appended_in_order() {
+    let mut buffer = OutputBuffer::with_capacity(3).unwrap();
+    let (run, _) = buffer.claim(2).unwrap().fill(vec![0, 1], |x: u8| x);
+    assert!(buffer.claim(2).is_none());
+    buffer.commit(run);
+    buffer.append(vec![2, 3]);
+    buffer.append(vec![4]);
+    assert_eq!(buffer.into_vec(), [0, 1, 2, 3, 4]);
 }
 
 #[test]
