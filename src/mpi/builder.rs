@@ -50,8 +50,9 @@ impl Default for MpiPoolBuilder {
 
 impl MpiPoolBuilder {
     /// Task threads on each worker rank (default: the cores that rank may use, which follows
-    /// the launcher's binding). One rank per core with `threads_per_rank(1)`, or one rank per
-    /// node with the default.
+    /// the launcher's binding, shared out among the worker ranks of its node when they are
+    /// not bound apart). One rank per core with `threads_per_rank(1)`, or one rank per node
+    /// with the default.
     ///
     /// ```
     /// let builder = parexec::MpiPool::builder().threads_per_rank(1);

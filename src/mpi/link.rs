@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
 use super::session::Shared;
+use super::threads::{self, Placement};
 use super::wire::{self, Backoff, FromRank, Isolation, Mailbox, Outbox, ToRank};
 use super::{MpiRank, launch};
 use crate::Error;
@@ -100,6 +101,8 @@ struct Hello {
     identity: Option<u64>,
     host: String,
     pid: u32,
+    cores: u32,
+    online: u32,
 }
 
 /// An exchange with every worker rank that waits for one answer from each.
@@ -179,11 +182,14 @@ impl Linker {
                 return;
             }
             if active {
-                match &self.session {
-                    Some(session) if self.pending.is_none() && session.long_tasks() => {
-                        self.backoff.relax(wire::DEFAULT_MAX_BACKOFF)
-                    }
-                    _ => self.backoff.reset(),
+                let nap = self.session.as_ref().and_then(|session| {
+                    self.pending
+                        .is_none()
+                        .then(|| session.poll_nap(wire::DEFAULT_MAX_BACKOFF))?
+                });
+                match nap {
+                    Some(nap) => self.backoff.relax(nap),
+                    None => self.backoff.reset(),
                 }
                 continue;
             }
@@ -291,13 +297,16 @@ impl Linker {
                 identity,
                 host,
                 pid,
-                ..
+                cores,
+                online,
             } => {
                 let identity = identity.filter(|_| version == wire::VERSION);
                 self.hellos[rank] = Some(Hello {
                     identity,
                     host,
                     pid,
+                    cores,
+                    online,
                 });
             }
             FromRank::Opened { session, threads } => self.opened(rank, session, Ok(threads)),
@@ -373,14 +382,20 @@ impl Linker {
                 None => match check_identities(&self.hellos) {
                     Ok(()) => {
                         *sent = true;
-                        let open = ToRank::Open {
-                            session: *session,
-                            threads: request.threads,
-                            isolation: request.isolation,
-                            max_backoff_ns: request.max_backoff.as_nanos() as u64,
-                            max_frame: request.max_frame as u64,
-                        };
-                        self.broadcast(&open);
+                        let defaults = default_threads(&self.hellos);
+                        for (rank, default) in (1..self.hellos.len()).zip(defaults) {
+                            let open = ToRank::Open {
+                                session: *session,
+                                threads: match request.threads {
+                                    0 => default,
+                                    n => n,
+                                },
+                                isolation: request.isolation,
+                                max_backoff_ns: request.max_backoff.as_nanos() as u64,
+                                max_frame: request.max_frame as u64,
+                            };
+                            self.outbox.send(&self.comm, rank, wire::message(&open));
+                        }
                         return true;
                     }
                     Err(e) => Err(e),
@@ -434,6 +449,21 @@ fn ranks(hellos: &[Option<Hello>], threads: &[Option<u32>]) -> Vec<MpiRank> {
             })
         })
         .collect()
+}
+
+/// Each worker rank's default task threads, once every rank said hello.
+fn default_threads(hellos: &[Option<Hello>]) -> Vec<u32> {
+    let placements: Vec<Placement<'_>> = hellos
+        .iter()
+        .skip(1)
+        .flatten()
+        .map(|hello| Placement {
+            host: &hello.host,
+            cores: hello.cores,
+            online: hello.online,
+        })
+        .collect();
+    threads::default_threads(&placements)
 }
 
 /// Every rank must run this very build before any code offset is sent to it.

@@ -8,6 +8,7 @@
 //! * [`link`]: rank 0's one MPI thread.
 //! * [`session`]: rank 0's side of an open pool: dispatch, windows, statistics; results
 //!   settle their futures as on the process pool (`process::job`).
+//! * [`threads`]: the default task threads of a rank, shared with the ranks of its node.
 //! * [`worker`]: the loop every other rank runs.
 //!
 //! The README beside this file explains the protocol, the back-off and the shutdown.
@@ -17,6 +18,7 @@ mod calibrate;
 mod launch;
 mod link;
 mod session;
+mod threads;
 mod wire;
 mod worker;
 
@@ -105,7 +107,8 @@ impl fmt::Display for MpiRank {
 
 impl MpiPool {
     /// A pool of every other rank of the job, each with as many task threads as the cores it
-    /// may use. When it is dropped or shut down, the worker ranks exit (see
+    /// may use (shared out among the worker ranks of a node that are not bound apart;
+    /// see [`threads_per_rank`](MpiPoolBuilder::threads_per_rank)). When it is dropped or shut down, the worker ranks exit (see
     /// [`keep_workers`](MpiPoolBuilder::keep_workers) to use several pools in turn).
     ///
     /// # Errors

@@ -28,8 +28,6 @@ use crate::{Error, Future, Payload, Stats};
 /// in a back-off sleep of up to a millisecond.
 const ROUND_TRIP_NANOS: f64 = 2_000_000.0;
 const WINDOW_PER_THREAD: (f64, f64) = (2.0, 64.0);
-/// Tasks at least this long (4 times the default back-off cap) are polled for at the cap.
-const LONG_TASK_NANOS: f64 = 4_000_000.0;
 /// Per-chunk overhead assumed for `map` before one is measured.
 const INITIAL_OVERHEAD_NANOS: f64 = 30_000.0;
 
@@ -155,13 +153,26 @@ impl Shared {
         Duration::from_nanos(self.state.lock().overhead_nanos as u64)
     }
 
-    /// Whether tasks run so long that the in-flight window covers the longest back-off
-    /// sleep many times over: results then need no eager polling.
-    pub(crate) fn long_tasks(&self) -> bool {
-        self.state
-            .lock()
-            .task_nanos
-            .is_some_and(|nanos| nanos >= LONG_TASK_NANOS)
+    /// How long the link thread may sleep between polls for results while every rank has
+    /// tasks queued behind its threads: half the work the least-covered rank has queued, at
+    /// most `cap`, so a result picked up a nap late, and the refill it triggers, reach the
+    /// rank before any of its threads runs out of work. `None` while some rank has a thread
+    /// that is free or about to be: its next task waits on this very poll.
+    pub(crate) fn poll_nap(&self, cap: Duration) -> Option<Duration> {
+        let state = self.state.lock();
+        let task_nanos = state.task_nanos?;
+        let covered = self
+            .ranks
+            .iter()
+            .zip(&state.in_flight)
+            .map(|(rank, tasks)| {
+                let threads = rank.threads.max(1);
+                let queued = tasks.len().saturating_sub(threads);
+                queued as f64 * task_nanos / threads as f64
+            })
+            .fold(f64::INFINITY, f64::min);
+        let nap = Duration::from_nanos((covered / 2.0).min(u64::MAX as f64) as u64).min(cap);
+        (nap >= wire::FIRST_SLEEP).then_some(nap)
     }
 
     /// Whether results are still to come.
@@ -319,21 +330,20 @@ impl Shared {
     ) {
         let received = Instant::now();
         let slot = rank - 1;
-        let (id, compute, queued, reply) = match header {
+        let (id, [compute, queued, idle], reply) = match header {
             FromRank::Done {
                 id,
                 compute_ns,
                 queued_ns,
+                idle_ns,
             } => (
                 id,
-                Duration::from_nanos(compute_ns),
-                Duration::from_nanos(queued_ns),
+                [compute_ns, queued_ns, idle_ns].map(Duration::from_nanos),
                 Ok(payload),
             ),
             FromRank::Failed { id, failure } => (
                 id,
-                Duration::ZERO,
-                Duration::ZERO,
+                [Duration::ZERO, Duration::ZERO, Duration::MAX],
                 Err(self.origins[slot].error(failure)),
             ),
             _ => return,
@@ -353,7 +363,8 @@ impl Shared {
             let round_trip = received
                 .saturating_duration_since(task.sent)
                 .saturating_sub(compute + queued);
-            let transfer = task.encode + round_trip + decode_began.elapsed();
+            let decode = decode_began.elapsed();
+            let transfer = task.encode + round_trip + decode;
             let mut state = self.state.lock();
             let stats = &mut state.stats;
             if ok {
@@ -370,7 +381,12 @@ impl Shared {
                     .task_nanos
                     .map_or(nanos, |old| 0.8 * old + 0.2 * nanos),
             );
-            state.overhead_nanos = 0.8 * state.overhead_nanos + 0.2 * transfer.as_nanos() as f64;
+            // What a chunk costs the map is what the rank's thread could not overlap: the
+            // encoding, the decoding, and the wait of the thread for this task. The rest of
+            // the round trip (both ends' polling, waiting for a core on a busy node) passed
+            // while the thread ran the tasks queued before it.
+            let overhead = task.encode + decode + round_trip.min(idle);
+            state.overhead_nanos = 0.8 * state.overhead_nanos + 0.2 * overhead.as_nanos() as f64;
         };
         let origin = &self.origins[slot];
         let failure = |failure| origin.item_error(failure);

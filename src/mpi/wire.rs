@@ -13,7 +13,7 @@ use crate::process::protocol::{self, RemoteFailure};
 use crate::{Error, WorkerExit};
 
 /// Bumped whenever a message changes shape; part of every rank's hello.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Bytes of the process pool's length prefix, which every MPI message keeps as a check.
 const PREFIX: usize = 4;
@@ -54,18 +54,23 @@ pub(crate) enum FromRank {
         identity: Option<u64>,
         host: String,
         pid: u32,
+        /// The cores this rank may run on.
         cores: u32,
+        /// The cores its node has online.
+        online: u32,
     },
     /// The rank serves the pool with this many task threads.
     Opened { session: u64, threads: u32 },
     /// The rank could not start serving (its local process pool failed to start).
     OpenFailed { session: u64, message: String },
     /// A task ran; the payload holds one `Result<R, RemoteFailure>` per item. `queued_ns` is
-    /// how long it waited on the rank for a free task thread.
+    /// how long it waited on the rank for a free task thread, `idle_ns` how long that thread
+    /// had waited for a task (`u64::MAX`: not known).
     Done {
         id: u64,
         compute_ns: u64,
         queued_ns: u64,
+        idle_ns: u64,
     },
     /// A task failed as a whole.
     Failed { id: u64, failure: TaskFailure },
@@ -300,7 +305,7 @@ impl<T> Mailbox<T> {
 const SPIN: Duration = Duration::from_micros(20);
 /// The first sleep after spinning; later ones double up to the cap. Shorter sleeps gain
 /// nothing: waking a thread costs some tens of microseconds on a virtual machine.
-const FIRST_SLEEP: Duration = Duration::from_micros(50);
+pub(crate) const FIRST_SLEEP: Duration = Duration::from_micros(50);
 /// How long after the last activity the sleeps stay at their shortest.
 const HOLD: Duration = Duration::from_millis(2);
 /// The default cap of the sleeps: an idle rank wakes about a thousand times a second.
@@ -375,6 +380,7 @@ mod tests {
                 id: 7,
                 compute_ns: 9,
                 queued_ns: 1,
+                idle_ns: 2,
             },
             1 << 20,
             |out| {
@@ -389,7 +395,8 @@ mod tests {
             FromRank::Done {
                 id: 7,
                 compute_ns: 9,
-                queued_ns: 1
+                queued_ns: 1,
+                idle_ns: 2
             }
         ));
         assert_eq!(payload, [1, 2, 3]);

@@ -18,7 +18,12 @@ use super::launch::{self, World};
 use super::wire::{self, Backoff, FromRank, Isolation, Mailbox, Outbox, TaskFailure, ToRank};
 use crate::process::code::{self, Trampoline};
 use crate::process::protocol::RemoteFailure;
-use crate::{Error, ProcessPool};
+use crate::{Cores, Error, ProcessPool};
+
+/// The sleep between polls while a task waits on this rank behind every busy thread: only
+/// more tasks can arrive then (rank 0 closes a pool once every task came back), or, as rank 0
+/// exits, the order to stop.
+const QUEUED_NAP: Duration = Duration::from_millis(10);
 
 /// One task as it arrived: the whole message, and where its payload starts in it.
 struct RankTask {
@@ -52,12 +57,14 @@ pub(crate) fn serve(world: &World) -> ! {
     crate::unwind::install_hook();
     let comm = SimpleCommunicator::world();
     let mut outbox = Outbox::default();
+    let cores = Cores::detect();
     let hello = FromRank::Hello {
         version: wire::VERSION,
         identity: launch::identity().ok(),
         host: world.host.clone(),
         pid: std::process::id(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        cores: u32::try_from(cores.workers()).unwrap_or(u32::MAX),
+        online: u32::try_from(cores.online).unwrap_or(u32::MAX),
     };
     outbox.send(&comm, 0, wire::message(&hello));
     let (replies, finished) = Mailbox::new(std::thread::current());
@@ -97,7 +104,7 @@ pub(crate) fn serve(world: &World) -> ! {
                         None => Some(reply(
                             task.id,
                             Err(TaskFailure::Other("no pool is open on this rank".into())),
-                            [Duration::ZERO; 2],
+                            [Duration::ZERO; 3],
                             usize::MAX,
                         )),
                     }
@@ -117,7 +124,7 @@ pub(crate) fn serve(world: &World) -> ! {
                     max_backoff = Duration::from_nanos(max_backoff_ns);
                     backoff = Backoff::new(max_backoff);
                     let threads = match threads {
-                        0 => std::thread::available_parallelism().map_or(1, usize::from),
+                        0 => cores.workers(),
                         n => n as usize,
                     };
                     let max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
@@ -157,9 +164,15 @@ pub(crate) fn serve(world: &World) -> ! {
             active = true;
         }
         if active {
-            // With a task queued behind every thread, the next one from rank 0 is not urgent.
+            // With every thread busy, the next task from rank 0 is not urgent: a thread that
+            // finishes unparks this loop, which then polls at once, so polling eagerly would
+            // only take wake-ups from the task threads. With a task queued behind them too,
+            // nothing is due before a thread finishes.
             match &local {
-                Some(local) if running > local.threads => backoff.relax(max_backoff),
+                Some(local) if running > local.threads => {
+                    backoff.relax(QUEUED_NAP.max(max_backoff))
+                }
+                Some(local) if running == local.threads => backoff.relax(max_backoff),
                 _ => backoff.reset(),
             }
             continue;
@@ -224,8 +237,11 @@ impl Local {
                         std::thread::Builder::new()
                             .name(format!("parexec-rank-task-{i}"))
                             .spawn(move || {
+                                let mut free_since = None;
                                 for task in queue {
-                                    if !replies.post(run(task, max_frame)) {
+                                    let reply = run(task, max_frame, free_since);
+                                    free_since = Some(Instant::now());
+                                    if !replies.post(reply) {
                                         break;
                                     }
                                 }
@@ -255,7 +271,7 @@ impl Local {
                 reply(
                     failed.0.id,
                     Err(TaskFailure::Other("task threads gone".into())),
-                    [Duration::ZERO; 2],
+                    [Duration::ZERO; 3],
                     max_frame,
                 )
             }),
@@ -271,7 +287,8 @@ impl Local {
                             Ok(Err(failure)) => Err(TaskFailure::Remote(failure.clone())),
                             Err(error) => Err(TaskFailure::from(error.clone())),
                         };
-                        let timing = [started.elapsed(), Duration::ZERO];
+                        // How long a worker process waited for it is not known here.
+                        let timing = [started.elapsed(), Duration::ZERO, Duration::MAX];
                         replies.post(reply(id, outcome, timing, max_frame));
                     });
                 None
@@ -281,12 +298,16 @@ impl Local {
 }
 
 /// Runs one task on this thread; a panic fails only its own item (see the trampoline).
-fn run(task: RankTask, max_frame: usize) -> Vec<u8> {
+/// `free_since` is when this thread finished its previous task.
+fn run(task: RankTask, max_frame: usize, free_since: Option<Instant>) -> Vec<u8> {
     // SAFETY: rank 0 sends code offsets only to ranks whose hello proved they run the same
     // executable, and only a `Trampoline` offset in this field, paired with the offset of a
     // function of the types that trampoline was built for.
     let trampoline: Trampoline = unsafe { code::resolve(task.trampoline) };
     let started = Instant::now();
+    let idle = free_since.map_or(Duration::MAX, |free| {
+        started.saturating_duration_since(free)
+    });
     let mut results = Vec::new();
     let payload = &task.message[task.payload_at..];
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -299,7 +320,12 @@ fn run(task: RankTask, max_frame: usize) -> Vec<u8> {
     });
     let outcome = outcome.map(|()| results).map_err(TaskFailure::Remote);
     let queued = started.saturating_duration_since(task.received);
-    reply(task.id, outcome, [started.elapsed(), queued], max_frame)
+    reply(
+        task.id,
+        outcome,
+        [started.elapsed(), queued, idle],
+        max_frame,
+    )
 }
 
 /// Runs in an isolated rank's worker process: the task's own trampoline over its payload.
@@ -311,12 +337,13 @@ fn relay((trampoline, func, payload): (i64, i64, Vec<u8>)) -> Result<Vec<u8>, Re
     trampoline(func, &payload, &mut results).map(|()| results)
 }
 
-/// The message reporting one task's outcome, `[compute, queued]` being how long it ran and
-/// how long it waited on this rank for a task thread.
+/// The message reporting one task's outcome, `[compute, queued, idle]` being how long it
+/// ran, how long it waited on this rank for a task thread, and how long that thread had
+/// waited for a task (`Duration::MAX`: not known).
 fn reply(
     id: u64,
     outcome: Result<Vec<u8>, TaskFailure>,
-    [compute, queued]: [Duration; 2],
+    [compute, queued, idle]: [Duration; 3],
     max_frame: usize,
 ) -> Vec<u8> {
     let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -324,6 +351,7 @@ fn reply(
         id,
         compute_ns: nanos(compute),
         queued_ns: nanos(queued),
+        idle_ns: nanos(idle),
     };
     let failed = |failure| wire::message(&FromRank::Failed { id, failure });
     match outcome {

@@ -199,6 +199,16 @@ fn workers_are_ranks_times_threads(pool: &MpiPool) -> Result<(), String> {
         pool.workers() == ranks.iter().map(|r| r.threads).sum::<usize>(),
         || "workers".into(),
     )?;
+    // `mpirun --oversubscribe` binds no rank, so the worker ranks of this node share its
+    // cores by default rather than each starting a thread per core.
+    let (here, _) = host_and_pid(());
+    let local: Vec<_> = ranks.iter().filter(|r| r.host == here).collect();
+    let online = parexec::Cores::detect().online;
+    check(
+        !local.is_empty()
+            && local.iter().map(|r| r.threads).sum::<usize>() <= online.max(local.len()),
+        || format!("{online} cores online, yet by default {local:?}"),
+    )?;
     let (host, pid) = pool
         .submit(host_and_pid, ())
         .result()
