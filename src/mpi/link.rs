@@ -161,6 +161,7 @@ impl Linker {
     }
 
     fn run(mut self) {
+        wire::precise_sleeps();
         loop {
             let mut active = false;
             while let Ok(command) = self.commands.try_recv() {

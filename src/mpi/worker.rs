@@ -55,6 +55,7 @@ struct Local {
 /// Serves pools until rank 0 says stop, then finalizes MPI and exits the process.
 pub(crate) fn serve(world: &World) -> ! {
     crate::unwind::install_hook();
+    wire::precise_sleeps();
     let comm = SimpleCommunicator::world();
     let mut outbox = Outbox::default();
     let cores = Cores::detect();
