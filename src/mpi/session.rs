@@ -160,19 +160,12 @@ impl Shared {
     /// that is free or about to be: its next task waits on this very poll.
     pub(crate) fn poll_nap(&self, cap: Duration) -> Option<Duration> {
         let state = self.state.lock();
-        let task_nanos = state.task_nanos?;
-        let covered = self
-            .ranks
-            .iter()
-            .zip(&state.in_flight)
-            .map(|(rank, tasks)| {
-                let threads = rank.threads.max(1);
-                let queued = tasks.len().saturating_sub(threads);
-                queued as f64 * task_nanos / threads as f64
-            })
-            .fold(f64::INFINITY, f64::min);
-        let nap = Duration::from_nanos((covered / 2.0).min(u64::MAX as f64) as u64).min(cap);
-        (nap >= wire::FIRST_SLEEP).then_some(nap)
+        let loads = self.ranks.iter().zip(&state.in_flight);
+        poll_nap(
+            loads.map(|(rank, tasks)| (rank.threads, tasks.len())),
+            state.task_nanos?,
+            cap,
+        )
     }
 
     /// Whether results are still to come.
@@ -466,5 +459,50 @@ impl Shared {
             let _ = done.recv();
         }
         *closed = true;
+    }
+}
+
+/// [`Shared::poll_nap`] over `(threads, tasks in flight)` per rank.
+fn poll_nap(
+    ranks: impl Iterator<Item = (usize, usize)>,
+    task_nanos: f64,
+    cap: Duration,
+) -> Option<Duration> {
+    let covered = ranks
+        .map(|(threads, in_flight)| {
+            let threads = threads.max(1);
+            in_flight.saturating_sub(threads) as f64 * task_nanos / threads as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    let nap = Duration::from_nanos((covered / 2.0).min(u64::MAX as f64) as u64).min(cap);
+    (nap >= wire::FIRST_SLEEP).then_some(nap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_0_naps_only_while_every_rank_has_work_queued() {
+        let cap = Duration::from_millis(1);
+        let nap = |ranks: &[(usize, usize)], micros: f64| {
+            poll_nap(ranks.iter().copied(), micros * 1e3, cap)
+        };
+        assert_eq!(
+            nap(&[(1, 2), (1, 2)], 3_200.0),
+            Some(cap),
+            "3.2 ms queued each"
+        );
+        assert_eq!(
+            nap(&[(2, 3), (1, 2)], 1_000.0),
+            Some(Duration::from_micros(250)),
+            "half a task per thread queued on the first rank"
+        );
+        assert_eq!(
+            nap(&[(1, 2), (1, 1)], 3_200.0),
+            None,
+            "a rank has nothing queued"
+        );
+        assert_eq!(nap(&[(1, 64)], 1.0), None, "too little queued to sleep on");
     }
 }
