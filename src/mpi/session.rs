@@ -4,9 +4,10 @@
 //! A task is encoded once, on the submitting thread, into the process pool's frame format. It
 //! goes straight to the least-loaded rank with fewer than its window of tasks in flight, or
 //! waits in one queue from which the link thread refills a rank as its results come back.
-//! A rank's window is its task threads times `1 + 2 ms / (mean task time)`, clamped to
-//! 2..=64 per thread: enough queued on the rank that its threads never wait for rank 0, few
-//! enough to keep the load balanced.
+//! A rank's window is its task threads times `1 + cover / (mean task time)`, clamped to
+//! 2..=64 per thread, where the cover is twice the measured round trip and at least 2 ms:
+//! enough queued on the rank that its threads never wait for rank 0, even while a loaded
+//! node delays every wake-up, few enough to keep the load balanced.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use crate::process::code;
 use crate::process::job::{Batch, EncodedChunk, Job, Single, encode_chunk, guarded, merge};
 use crate::{Error, Future, Payload, Stats};
 
-/// A round trip to a busy rank that the in-flight window has to cover: both ends may be
+/// The least round trip to a busy rank that the in-flight window covers: both ends may be
 /// in a back-off sleep of up to a millisecond.
 const ROUND_TRIP_NANOS: f64 = 2_000_000.0;
 const WINDOW_PER_THREAD: (f64, f64) = (2.0, 64.0);
@@ -49,8 +50,10 @@ struct State {
     abandoned: bool,
     /// EWMA of compute time per task.
     task_nanos: Option<f64>,
-    /// EWMA of what a task costs beyond its compute time.
+    /// EWMA of what a task costs that the rank's thread could not overlap (see `on_reply`).
     overhead_nanos: f64,
+    /// EWMA of a round trip without the task's compute and queueing on the rank.
+    round_trip_nanos: f64,
 }
 
 impl State {
@@ -103,6 +106,7 @@ impl Shared {
                 abandoned: false,
                 task_nanos: None,
                 overhead_nanos: INITIAL_OVERHEAD_NANOS,
+                round_trip_nanos: 0.0,
             }),
             ranks,
             origins,
@@ -179,8 +183,8 @@ impl Shared {
 
     fn window(&self, state: &State, slot: usize) -> usize {
         let per_thread = state.task_nanos.map_or(WINDOW_PER_THREAD.0 * 2.0, |nanos| {
-            (1.0 + ROUND_TRIP_NANOS / nanos.max(1.0))
-                .clamp(WINDOW_PER_THREAD.0, WINDOW_PER_THREAD.1)
+            let cover = ROUND_TRIP_NANOS.max(2.0 * state.round_trip_nanos);
+            (1.0 + cover / nanos.max(1.0)).clamp(WINDOW_PER_THREAD.0, WINDOW_PER_THREAD.1)
         });
         self.ranks[slot].threads.max(1) * per_thread as usize
     }
@@ -380,6 +384,8 @@ impl Shared {
             // while the thread ran the tasks queued before it.
             let overhead = task.encode + decode + round_trip.min(idle);
             state.overhead_nanos = 0.8 * state.overhead_nanos + 0.2 * overhead.as_nanos() as f64;
+            state.round_trip_nanos =
+                0.8 * state.round_trip_nanos + 0.2 * round_trip.as_nanos() as f64;
         };
         let origin = &self.origins[slot];
         let failure = |failure| origin.item_error(failure);
