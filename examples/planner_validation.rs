@@ -2,7 +2,8 @@
 //! configuration and a sweep of worker counts and chunk sizes, and compare.
 //!
 //! ```sh
-//! cargo run --release --example planner_validation
+//! cargo run --release --example planner_validation            # every workload
+//! cargo run --release --example planner_validation mixed short # those whose name has a word
 //! ```
 //!
 //! Printed per workload: the predicted and measured speedup of the plan's best parallel
@@ -19,6 +20,11 @@ use parexec::{ExecutorKind, Map, Payload, Plan, Planner, ProcessPool, ThreadPool
 
 /// Measured pairs (serial, parallel) for the recommended configuration; swept ones get one.
 const REPS: usize = 3;
+/// Short jobs are timed in more pairs, as many as fit in this much serial time: a
+/// millisecond of noise is a large share of them.
+const SHORT_JOB_BUDGET: Duration = Duration::from_millis(300);
+/// Most pairs for a short job.
+const MAX_PAIRS: usize = 31;
 
 /// Burns CPU for `iters` iterations (`iters_per_micro` converts time to iterations).
 fn spin(iters: u64) -> u64 {
@@ -33,6 +39,12 @@ fn spin(iters: u64) -> u64 {
 fn nap(micros: u64) -> u64 {
     std::thread::sleep(Duration::from_micros(micros));
     micros
+}
+
+/// Waits a millisecond, like a request, then computes on the answer for `iters` iterations.
+fn nap_then_spin(iters: u64) -> u64 {
+    nap(1000);
+    spin(iters)
 }
 
 struct Workload<A> {
@@ -121,7 +133,29 @@ fn cpu_workloads(per_us: f64) -> Vec<Workload<u64>> {
             ..Workload::cpu("I/O-bound (300 x 2 ms sleep)", vec![2000; 300])
         },
         Workload::cpu("tiny items (3000 x 0.05 µs)", vec![us(0.05); 3000]),
+        Workload {
+            f: nap_then_spin,
+            workers: vec![1, 2, 4, 8, 9, 12, 16, 24, 32],
+            ..Workload::cpu("mixed, 1 ms wait + 300 µs CPU (300)", vec![us(300.0); 300])
+        },
+        Workload {
+            f: nap_then_spin,
+            workers: vec![1, 2, 8, 16, 22, 24, 32, 48, 64],
+            ..Workload::cpu("mixed, 1 ms wait + 100 µs CPU (600)", vec![us(100.0); 600])
+        },
+        short("short job, 60 x 100 µs (6 ms)", vec![us(100.0); 60]),
+        short("short job, 500 x 10 µs (5 ms)", vec![us(10.0); 500]),
+        short("short job, 100 x 200 µs (20 ms)", vec![us(200.0); 100]),
+        short("short job, 1000 x 50 µs (50 ms)", vec![us(50.0); 1000]),
     ]
+}
+
+/// A job of a few milliseconds in all, where pool start-up and wake-ups weigh.
+fn short(name: &'static str, items: Vec<u64>) -> Workload<u64> {
+    Workload {
+        workers: vec![1, 2, 3, 4],
+        ..Workload::cpu(name, items)
+    }
 }
 
 fn payload_workload() -> Workload<Vec<u8>> {
@@ -271,6 +305,12 @@ fn speedup<A: Payload + Clone>(
     ratios[ratios.len() / 2]
 }
 
+/// Pairs to time a configuration in: [`REPS`], more for a short job.
+fn pairs_for(serial: Duration) -> usize {
+    let fit = SHORT_JOB_BUDGET.as_secs_f64() / serial.as_secs_f64().max(1e-6);
+    (fit as usize).clamp(REPS, MAX_PAIRS)
+}
+
 fn validate<A: Payload + Clone + Sync>(w: &Workload<A>, cores: usize) -> Row {
     let plan = plan(w);
     println!("== {}\n{plan}", w.name);
@@ -284,7 +324,8 @@ fn validate<A: Payload + Clone + Sync>(w: &Workload<A>, cores: usize) -> Row {
         "the plan's map returns every result in order"
     );
 
-    let measured = speedup(w, plan.parallel_workers, Some(plan.chunksize), REPS);
+    let pairs = pairs_for(plan.serial_time);
+    let measured = speedup(w, plan.parallel_workers, Some(plan.chunksize), pairs);
     let c = plan.chunksize;
     let mut chunks = vec![Some(1), Some((c / 4).max(1)), Some(c), Some(c * 4), None];
     chunks.dedup();
@@ -306,7 +347,7 @@ fn validate<A: Payload + Clone + Sync>(w: &Workload<A>, cores: usize) -> Row {
             if (near_threshold || s > recommended.max(best.1))
                 && (workers, chunk) != (plan.parallel_workers, Some(c))
             {
-                s = speedup(w, workers, chunk, REPS);
+                s = speedup(w, workers, chunk, pairs);
             }
             any_efficient |= efficient(s);
             if efficient(s) && s > best.1 {
@@ -339,17 +380,29 @@ fn main() {
     let ticks_before = cpu_ticks();
     let per_us = iters_per_micro();
     println!(
-        "machine: {cores} usable cores (core efficiency {:.2}); thread pool: start-up {:?}/worker, chunk overhead {:?}; calibration took {:?}\n",
+        "machine: {cores} usable cores (core efficiency {:.2}); thread pool: start-up {:?}/worker, first dispatch {:?}, chunk overhead {:?}; calibration took {:?}\n",
         calibration.machine.core_efficiency,
         calibration.threads.startup_per_worker,
+        calibration.threads.first_dispatch,
         calibration.threads.chunk_overhead,
         calibration.took
     );
+    // Words on the command line pick the workloads whose name has one of them.
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |name: &str| words.is_empty() || words.iter().any(|w| name.contains(w.as_str()));
     let mut rows: Vec<Row> = cpu_workloads(per_us)
         .iter()
+        .filter(|w| wanted(w.name))
         .map(|w| validate(w, cores))
         .collect();
-    rows.push(validate(&payload_workload(), cores));
+    let payload = payload_workload();
+    if wanted(payload.name) {
+        rows.push(validate(&payload, cores));
+    }
+    if rows.is_empty() {
+        eprintln!("error: no workload's name contains any of {words:?}");
+        std::process::exit(2);
+    }
 
     println!(
         "\n| workload | decision | predicted | measured | error | best admissible (swept) | regret | decision correct |"

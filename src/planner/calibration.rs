@@ -19,12 +19,16 @@
 //!   every core was wanted; it counts at the lower quartile over the probes, so only a load
 //!   present in four probes of five (a steady one) is reported, and the plan then assumes
 //!   only the free cores;
-//! * start-up per worker: a pool's whole life (start, a first chunk per worker, idle, stop),
-//!   divided by its workers;
-//! * per-chunk overhead: a few hundred one-item chunks of a known CPU cost through a `map`,
-//!   against the same items run serially: the excess over the cores is the `n·o/(N·c)` term
-//!   of the model, with the contention and wake-ups of a real run included (a no-op map
-//!   would flatter it);
+//! * start-up per worker and first dispatch: a pool's whole life (start, a no-op chunk per
+//!   worker, idle, stop) with one worker per core and with four times as many: the
+//!   difference per extra worker is the start-up per worker (spawning and joining a thread),
+//!   the rest of the smaller pool's life is the first dispatch (the wait for new workers to
+//!   wake and run their first chunks, which they do together, so it does not grow with them);
+//! * per-chunk overhead: a short job (4 one-item chunks of a known CPU cost per worker) and a
+//!   long one (300) on new pools, from start to stop: what the extra chunks take beyond their
+//!   serial cost spread over the cores is the `n·o/(N·c)` term of the model, with the
+//!   contention and wake-ups of a real run included (a no-op map would flatter it) and the
+//!   pool's start, first dispatch and stop cancelled out;
 //! * payload transfer: postcard encode plus decode of a mixed record batch in this process;
 //!   for a process pool, also 8 MiB of arguments sent through the real pool, end to end.
 //!
@@ -49,8 +53,13 @@ const TRIES: usize = 5;
 /// How long a calibration pool stays idle before it is stopped, long enough for its workers
 /// to park.
 const IDLE_BEFORE_STOP: Duration = Duration::from_micros(300);
-/// One-item chunks timed for the per-chunk overhead.
+/// One-item chunks timed for the per-chunk overhead; a multiple of every worker count
+/// calibrated (1 to 4), so that the run has no tail.
 const OVERHEAD_CHUNKS: usize = 300;
+/// One-item chunks per worker of the short job the per-chunk overhead is measured against.
+const SHORT_JOB_CHUNKS: usize = 4;
+/// The larger pool of the start-up probe, as a multiple of the workers of the smaller one.
+const SPAWN_PROBE_FACTOR: usize = 4;
 /// Records encoded and decoded to time payload transfer.
 const TRANSFER_RECORDS: usize = 2000;
 
@@ -220,12 +229,11 @@ fn machine() -> Machine {
     }
 }
 
-/// The whole life of a pool, per worker: start it, run one no-op chunk per worker, let the
-/// workers go idle, stop it. The idle wait itself is not counted; it is there because a real
-/// run's workers are idle when it ends, and waking parked workers to stop them costs more
-/// than stopping busy ones.
+/// The whole life of a pool: start it, run one no-op chunk per worker, let the workers go
+/// idle, stop it. The idle wait itself is not counted; it is there because a real run's
+/// workers are idle when it ends, and waking parked workers to stop them costs more than
+/// stopping busy ones.
 fn lifecycle<P>(
-    workers: usize,
     tries: usize,
     start: impl Fn() -> Result<P, Error>,
     first_map: impl Fn(&P),
@@ -239,51 +247,77 @@ fn lifecycle<P>(
         std::thread::sleep(IDLE_BEFORE_STOP);
         let stopping = Instant::now();
         drop(pool);
-        best = best.min((running + stopping.elapsed()) / workers as u32);
+        best = best.min(running + stopping.elapsed());
+    }
+    Ok(best)
+}
+
+/// The whole life of a thread pool of `workers` that runs one no-op chunk per worker.
+fn thread_pool_life(workers: usize) -> Result<Duration, Error> {
+    let identity = |x: u32| black_box(x);
+    lifecycle(
+        TRIES,
+        || ThreadPool::new(workers),
+        |pool| {
+            let _ = pool.map(identity, 0..workers as u32).chunksize(1).count();
+        },
+    )
+}
+
+/// The fastest of a few runs of `chunks` one-item chunks of [`ITEM_ITERATIONS`] on a new
+/// pool of `workers`, from its start to its stop: what a short job of that shape costs.
+fn short_job(workers: usize, chunks: usize) -> Result<Duration, Error> {
+    let mut best = Duration::MAX;
+    for _ in 0..TRIES {
+        let started = Instant::now();
+        let pool = ThreadPool::new(workers)?;
+        let _ = pool
+            .map(burn, vec![ITEM_ITERATIONS; chunks])
+            .chunksize(1)
+            .count();
+        drop(pool);
+        best = best.min(started.elapsed());
     }
     Ok(best)
 }
 
 fn thread_costs(machine: &Machine) -> Result<ExecutorCosts, Error> {
     let workers = machine.usable_cores.clamp(1, 4);
-    let identity = |x: u32| black_box(x);
-    let startup = lifecycle(
-        workers,
-        TRIES,
-        || ThreadPool::new(workers),
-        |pool| {
-            let _ = pool.map(identity, 0..workers as u32).chunksize(1).count();
-        },
-    )?;
-    // Per-chunk overhead under real conditions: busy workers, a consumer that competes with
-    // them for the cores, wake-ups. One-item chunks of a known CPU cost; what the run takes
-    // beyond that cost spread over the cores is overhead.
-    let pool = ThreadPool::new(workers)?;
-    let _ = pool.map(burn, vec![1; 8 * workers]).chunksize(1).count();
-    let mut per_chunk = Duration::MAX;
-    for _ in 0..TRIES.min(3) {
-        let started = Instant::now();
-        for _ in 0..OVERHEAD_CHUNKS {
-            black_box(burn(ITEM_ITERATIONS));
-        }
-        let serial = started.elapsed();
-        let started = Instant::now();
-        let _ = pool
-            .map(burn, vec![ITEM_ITERATIONS; OVERHEAD_CHUNKS])
-            .chunksize(1)
-            .count();
-        let excess =
-            started.elapsed().as_secs_f64() - serial.as_secs_f64() / machine.capacity(workers);
-        let overhead = excess.max(0.0) * workers as f64 / OVERHEAD_CHUNKS as f64;
-        per_chunk = per_chunk.min(Duration::from_secs_f64(overhead));
-    }
+    // Start-up grows with the workers, the first dispatch does not (they wake together):
+    // two pool sizes tell them apart.
+    let few = thread_pool_life(workers)?;
+    let many = thread_pool_life(SPAWN_PROBE_FACTOR * workers)?;
+    let per_worker = many.saturating_sub(few) / ((SPAWN_PROBE_FACTOR - 1) * workers) as u32;
+    let first_dispatch = few.saturating_sub(per_worker * workers as u32);
+    // Per-chunk overhead under real conditions: new pools, busy workers, a consumer that
+    // competes with them for the cores, wake-ups. One-item chunks of a known CPU cost, in a
+    // short job and a longer one: what the extra chunks take beyond their cost spread over
+    // the cores is overhead, with the pool's start-up, first dispatch and stop cancelled out.
+    // Both counts are multiples of the workers, so neither has a tail.
+    let item = (0..TRIES)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..OVERHEAD_CHUNKS {
+                black_box(burn(ITEM_ITERATIONS));
+            }
+            started.elapsed() / OVERHEAD_CHUNKS as u32
+        })
+        .min()
+        .expect("at least one try");
+    let short = short_job(workers, SHORT_JOB_CHUNKS * workers)?;
+    let long = short_job(workers, OVERHEAD_CHUNKS)?;
+    let extra = (OVERHEAD_CHUNKS - SHORT_JOB_CHUNKS * workers) as f64;
+    let excess = long.saturating_sub(short).as_secs_f64()
+        - extra * item.as_secs_f64() / machine.capacity(workers);
+    let per_chunk = Duration::from_secs_f64(excess.max(0.0) * workers as f64 / extra);
     // A run that beat its own CPU bound measured nothing: keep a floor of one dispatch.
-    let per_chunk = per_chunk.max(Duration::from_nanos(500));
-    Ok(ExecutorCosts::new(
+    let mut costs = ExecutorCosts::new(
         ExecutorKind::Threads,
-        startup,
-        per_chunk,
-    ))
+        per_worker,
+        per_chunk.max(Duration::from_nanos(500)),
+    );
+    costs.first_dispatch = first_dispatch;
+    Ok(costs)
 }
 
 fn echo(x: u32) -> u32 {
@@ -304,13 +338,12 @@ fn process_costs(machine: &Machine, encoding_ns_per_byte: f64) -> Result<Executo
     let workers = machine.usable_cores.clamp(1, 4);
     // Process start-up is slow enough to need fewer tries than threads.
     let startup = lifecycle(
-        workers,
         2,
         || ProcessPool::new(workers),
         |pool| {
             let _ = pool.map(echo, 0..workers as u32).chunksize(1).count();
         },
-    )?;
+    )? / workers as u32;
     let pool = ProcessPool::new(workers)?;
     let _ = pool.map(echo, 0..8 * workers as u32).chunksize(1).count();
     let started = Instant::now();

@@ -8,9 +8,15 @@
 //! For `n` items of mean cost `mu` on `N` workers with chunk size `c` (times in seconds):
 //!
 //! ```text
-//! T(N, c) = S + N·s + max( work + n·o/(N·c) + tail,  imbalance,  transfer )
-//! work      = max(n·mu'/N, n·cpu'/cores(N))      mu' = mu + x, cpu' = cpu share of mu + x
-//! tail      = c·mu'/2 · (1 - 1/N)                the last chunks finish unevenly
+//! T(N, c) = S + N·s + L + max( work + n·o/(N·c) + tail,  imbalance,  transfer )
+//! work      = n / X(N)                           X: items per second of N workers that each
+//!                                                wait mu' - cpu' and compute cpu' on cores(k)
+//!                                                (`queueing`); mu' = mu + x, cpu' = cpu share
+//!                                                of mu + x. CPU-bound: X = cores(N) / cpu'
+//! tail      = max(u, cv·c/2·(1 - 1/N)) · N·work/n the last chunks finish unevenly: whole
+//!                                                chunks leave the busiest worker u items
+//!                                                over an even share; varying ones end at
+//!                                                random
 //! imbalance = B/N + k + (R - D)/N                the chunk holding the largest item (time k)
 //!                                                starts after the work B before it, at position
 //!                                                q of the input (0.5 when unknown); of the work
@@ -21,229 +27,36 @@
 //! transfer  = n·x                                the parent encodes and decodes every payload
 //! ```
 //!
-//! `S` is the serial part outside the map, `s` the start-up per worker (its whole life:
-//! start, first wake-up, stop), `o` the per-chunk overhead, `x` the per-item payload transfer
-//! (zero for threads). `cores(N)` counts physical cores fully and SMT siblings at
-//! [`SMT_YIELD`], each core beyond the first scaled by the measured core efficiency, so
-//! waiting work keeps scaling past the core count while CPU-bound work stops there. The chunk
+//! `S` is the serial part outside the map, `s` the start-up per worker (start and stop),
+//! `L` the first dispatch (the wait for a new pool's workers to run their first chunks, once
+//! per run, as they wake together), `o` the per-chunk overhead, `x` the per-item payload
+//! transfer (zero for threads). `cores(N)` counts physical cores fully and SMT siblings at
+//! `SMT_YIELD`, each core beyond the first scaled by the measured core efficiency, so
+//! waiting work keeps scaling past the core count while CPU-bound work stops there. Work that
+//! both waits and computes approaches the cores' bound slowly: at the knee
+//! `N* = cores·mu'/cpu'` the cores are still idle 10-20% of the time, so the candidates go
+//! past the knee until the cores are predicted 99.5% busy (at most twice the knee), and once
+//! more threads than cores pay, the fewest within 1% of the fastest are chosen (a blocked
+//! thread costs next to nothing; its start-up is in `s`). The chunk
 //! size minimises `T` analytically, `c* = sqrt(2·n·o / (mu'·(N-1)))`, then is clamped: at
 //! least 4 chunks per worker and at most [`MAX_CHUNK_DURATION`] per chunk, but overhead at most
 //! 10% of a chunk wins over both.
 
-use std::time::Duration;
-
+pub use self::inputs::{ExecutorCosts, Machine, WorkloadProfile};
+use self::queueing::throughput;
 use crate::ExecutorKind;
 use crate::chunking::{
     MAX_CHUNK_DURATION, MAX_OVERHEAD_SHARE, MIN_CHUNKS_PER_WORKER, WINDOW_PER_WORKER,
 };
 
-/// Throughput of a second hardware thread on a busy core, relative to a full core.
-pub(crate) const SMT_YIELD: f64 = 0.25;
+/// Relative slack within which fewer threads are preferred once more threads than cores pay:
+/// a thread blocked on a wait costs no core, and its start-up is already in the model, so the
+/// slack only absorbs the model's rounding, not a trade of speed for cores.
+pub(crate) const WAITING_MARGIN: f64 = 0.01;
 
-/// What the planner knows about one workload, measured by a pilot or given directly.
-///
-/// ```
-/// use std::time::Duration;
-/// let profile = parexec::planner::WorkloadProfile::uniform(10_000, Duration::from_micros(50));
-/// assert_eq!(profile.total_work(), Duration::from_millis(500));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct WorkloadProfile {
-    /// Number of items to process.
-    pub items: usize,
-    /// Mean wall time of one item, run serially.
-    pub mean_item: Duration,
-    /// Share of an item's wall time spent on the CPU (thread CPU time / wall time); the rest
-    /// is waiting (I/O, sleeps, locks).
-    pub cpu_share: f64,
-    /// Coefficient of variation (standard deviation / mean) of item times.
-    pub cv: f64,
-    /// Wall time of the largest item.
-    pub largest_item: Duration,
-    /// Where the largest item sits in the input, 0 = first, 1 = last (0.5 when unknown).
-    pub largest_position: f64,
-    /// Time the program spends outside the parallel part, which no pool shortens.
-    pub serial: Duration,
-    /// Mean serialized size of one argument plus its result, in bytes.
-    pub payload_bytes: f64,
-}
-
-impl WorkloadProfile {
-    /// A profile of `items` CPU-bound items that all take `mean_item`, with no serial part
-    /// and no payload; adjust the public fields for anything else.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let mut profile = parexec::planner::WorkloadProfile::uniform(100, Duration::from_millis(1));
-    /// profile.cpu_share = 0.1; // mostly waiting
-    /// assert_eq!(profile.largest_item, Duration::from_millis(1));
-    /// ```
-    pub fn uniform(items: usize, mean_item: Duration) -> Self {
-        WorkloadProfile {
-            items,
-            mean_item,
-            cpu_share: 1.0,
-            cv: 0.0,
-            largest_item: mean_item,
-            largest_position: 0.5,
-            serial: Duration::ZERO,
-            payload_bytes: 0.0,
-        }
-    }
-
-    /// The total serial time of the parallel part, `items × mean_item`.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let profile = parexec::planner::WorkloadProfile::uniform(4, Duration::from_secs(1));
-    /// assert_eq!(profile.total_work(), Duration::from_secs(4));
-    /// ```
-    pub fn total_work(&self) -> Duration {
-        Duration::from_secs_f64(self.items as f64 * self.mean_item.as_secs_f64())
-    }
-
-    /// Share of item time spent waiting rather than computing.
-    pub(crate) fn wait_share(&self) -> f64 {
-        1.0 - self.cpu_share.clamp(0.0, 1.0)
-    }
-}
-
-/// The CPUs this process can use, as calibration found them.
-///
-/// ```
-/// let machine = parexec::planner::Machine::with_cores(8);
-/// assert_eq!((machine.usable_cores, machine.physical_cores), (8, 8));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Machine {
-    /// Cores this process can actually run on: the least of the logical cores, the cgroup CPU
-    /// quota and the affinity mask.
-    pub usable_cores: usize,
-    /// Logical CPUs (hardware threads) of the machine.
-    pub logical_cores: usize,
-    /// Physical cores of the machine.
-    pub physical_cores: usize,
-    /// The cgroup CPU quota in cores, if one is set.
-    pub cgroup_quota: Option<f64>,
-    /// CPUs in this process's affinity mask.
-    pub affinity_cores: usize,
-    /// How much each core beyond the first adds when all are busy, from 0 to 1: below 1 when
-    /// cores share caches, memory bandwidth, clock headroom or a hypervisor's time.
-    pub core_efficiency: f64,
-    /// Share of the usable CPU that other processes took while calibration kept every usable
-    /// core busy, from 0 to 1; 0 when it was too small to matter (under 5%).
-    pub busy_elsewhere: f64,
-    /// Cores' worth of CPU left to this process: the usable cores (or the cgroup quota, if
-    /// lower) minus what other processes took. The model never gives a run more CPU than this.
-    pub free_cores: f64,
-}
-
-impl Machine {
-    /// A machine of `cores` physical cores, all usable, without SMT, quota or affinity limits.
-    ///
-    /// ```
-    /// assert_eq!(parexec::planner::Machine::with_cores(2).logical_cores, 2);
-    /// ```
-    pub fn with_cores(cores: usize) -> Self {
-        let cores = cores.max(1);
-        Machine {
-            usable_cores: cores,
-            logical_cores: cores,
-            physical_cores: cores,
-            cgroup_quota: None,
-            affinity_cores: cores,
-            core_efficiency: 1.0,
-            busy_elsewhere: 0.0,
-            free_cores: cores as f64,
-        }
-    }
-
-    /// CPU throughput of `workers` busy workers, in cores: physical cores count fully, usable
-    /// SMT siblings at [`SMT_YIELD`], workers beyond the usable cores not at all; every core
-    /// beyond the first scaled by `core_efficiency`; never more than the free cores (but
-    /// always one core: a serial run competes for it too).
-    pub(crate) fn capacity(&self, workers: usize) -> f64 {
-        let usable = self.usable_cores.max(1);
-        let physical = self.physical_cores.clamp(1, usable);
-        let busy = workers.clamp(1, usable);
-        let raw = busy.min(physical) as f64 + SMT_YIELD * busy.saturating_sub(physical) as f64;
-        let capacity = 1.0 + (raw - 1.0) * self.core_efficiency.clamp(0.0, 1.0);
-        capacity.min(self.free_cores.max(1.0))
-    }
-
-    /// A machine like this one with `cores` usable cores and no limits: the same SMT ratio,
-    /// core efficiency and share of the CPU taken elsewhere.
-    pub(crate) fn scaled(&self, cores: usize) -> Machine {
-        let usable = self.usable_cores.max(1);
-        let physical = self.physical_cores.clamp(1, usable);
-        let mut bigger = Machine::with_cores(cores);
-        bigger.physical_cores = (cores * physical).div_ceil(usable);
-        bigger.core_efficiency = self.core_efficiency;
-        bigger.busy_elsewhere = self.busy_elsewhere;
-        bigger.free_cores = cores as f64 * (1.0 - self.busy_elsewhere);
-        bigger
-    }
-}
-
-/// What one kind of executor costs on this machine, as calibration measured it.
-///
-/// ```
-/// use std::time::Duration;
-/// use parexec::planner::ExecutorCosts;
-/// use parexec::ExecutorKind;
-/// let costs = ExecutorCosts::new(ExecutorKind::Threads, Duration::from_micros(40), Duration::from_micros(5));
-/// assert_eq!(costs.transfer_ns_per_byte, 0.0);
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ExecutorCosts {
-    /// The executor these costs belong to.
-    pub kind: ExecutorKind,
-    /// Starting one worker, waking it for its first chunk, and stopping it once idle.
-    pub startup_per_worker: Duration,
-    /// Fixed cost of dispatching one chunk and collecting its results.
-    pub chunk_overhead: Duration,
-    /// Encoding and decoding one payload byte (zero for threads, which move values).
-    pub transfer_ns_per_byte: f64,
-    /// For an executor that reaches beyond this machine (MPI): its workers over all ranks and
-    /// the number of hosts they run on. `None` for executors on this machine's cores.
-    pub cluster: Option<(usize, usize)>,
-}
-
-impl ExecutorCosts {
-    /// Costs of an executor that moves payloads without encoding them.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use parexec::planner::ExecutorCosts;
-    /// use parexec::ExecutorKind;
-    /// let mut costs = ExecutorCosts::new(ExecutorKind::Processes, Duration::from_millis(2), Duration::from_micros(60));
-    /// costs.transfer_ns_per_byte = 1.5;
-    /// assert_eq!(costs.kind, ExecutorKind::Processes);
-    /// ```
-    pub fn new(kind: ExecutorKind, startup_per_worker: Duration, chunk_overhead: Duration) -> Self {
-        ExecutorCosts {
-            kind,
-            startup_per_worker,
-            chunk_overhead,
-            transfer_ns_per_byte: 0.0,
-            cluster: None,
-        }
-    }
-}
-
-impl ExecutorCosts {
-    /// The machine this executor's workers run on: `machine`, or for a cluster as many
-    /// ideal cores as it has workers.
-    pub(crate) fn machine(&self, machine: &Machine) -> Machine {
-        self.cluster.map_or_else(
-            || machine.clone(),
-            |(workers, _)| Machine::with_cores(workers),
-        )
-    }
-}
+/// Share of the time the cores must be predicted busy before more threads stop being
+/// candidates for work that waits.
+const CORES_FILLED: f64 = 0.995;
 
 /// The knobs of a decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,10 +159,10 @@ impl CostModel<'_> {
         let x = self.transfer_per_item();
         let mu = self.item_secs();
         let cpu = p.mean_item.as_secs_f64() * p.cpu_share.clamp(0.0, 1.0) + x;
-        let work = (n * mu / nw).max(n * cpu / self.machine.capacity(workers));
+        let work = n / throughput(mu - cpu, cpu, workers, |k| self.machine.capacity(k));
         let chunks = (n / c).ceil();
         let overhead = chunks * self.costs.chunk_overhead.as_secs_f64() / nw;
-        let tail = c * mu / 2.0 * (1.0 - 1.0 / nw);
+        let tail = tail_items(p.items, c as usize, workers, p.cv) * work * nw / n.max(1.0);
         let total = n * mu;
         let largest = p.largest_item.as_secs_f64() + x;
         let largest_chunk = (largest + (c - 1.0) * mu).min(total);
@@ -370,7 +183,8 @@ impl CostModel<'_> {
             workers,
             chunksize: c as usize,
             serial: p.serial.as_secs_f64(),
-            startup: nw * self.costs.startup_per_worker.as_secs_f64(),
+            startup: nw * self.costs.startup_per_worker.as_secs_f64()
+                + self.costs.first_dispatch.as_secs_f64(),
             work,
             overhead,
             tail,
@@ -406,19 +220,65 @@ impl CostModel<'_> {
         (serial / time, modelled)
     }
 
+    /// The knee for work that waits, `cores × (1 + wait / compute)` workers, and the share
+    /// of the time the cores are predicted busy on `workers` of them; `None` for work that
+    /// only computes or only waits.
+    pub(crate) fn knee(&self, workers: usize) -> Option<(f64, f64)> {
+        let wait = self.profile.wait_share();
+        if wait <= 0.0 || wait >= 1.0 {
+            return None;
+        }
+        let cores = self.machine.usable_cores.max(1);
+        let item = self.profile.mean_item.as_secs_f64();
+        let capacity = |k| self.machine.capacity(k);
+        let x = throughput(item * wait, item * (1.0 - wait), workers, capacity);
+        let busy = x * item * (1.0 - wait) / capacity(cores);
+        Some((cores as f64 / (1.0 - wait), busy))
+    }
+
     /// The most workers worth considering: the usable cores for CPU-bound work, more for work
-    /// that waits, `cores × (1 + wait / compute)`; never more than `cap` or the item count.
+    /// that waits: past the knee `cores × (1 + wait / compute)`, until the cores are predicted
+    /// busy [`CORES_FILLED`] of the time (see `queueing`), at most twice the knee (where they
+    /// are 98.5% busy or more); never more than `cap` or the item count.
     pub(crate) fn max_workers(&self, cap: usize) -> usize {
         let cores = self.machine.usable_cores.max(1);
+        let limit = cap.min(self.profile.items).max(1);
         let wait = self.profile.wait_share();
-        let waiting = if wait >= 1.0 {
-            f64::INFINITY
-        } else {
-            cores as f64 * (1.0 + wait / (1.0 - wait))
-        };
-        let target = waiting.ceil().min(usize::MAX as f64) as usize;
-        target.max(cores).min(cap).min(self.profile.items).max(1)
+        if wait >= 1.0 {
+            return limit;
+        }
+        let knee = cores as f64 / (1.0 - wait);
+        let most = ((2.0 * knee).ceil().min(usize::MAX as f64) as usize).min(limit);
+        let cpu = self.profile.mean_item.as_secs_f64() * (1.0 - wait);
+        let waiting = self.profile.mean_item.as_secs_f64() - cpu;
+        let capacity = |k| self.machine.capacity(k);
+        let bound = capacity(cores) / cpu;
+        let first = (knee.ceil() as usize).max(cores).min(most);
+        (first..=most)
+            .find(|&n| throughput(waiting, cpu, n, capacity) >= CORES_FILLED * bound)
+            .unwrap_or(most)
+            .max(cores.min(limit))
     }
+}
+
+/// Items' worth of time by which the busiest worker outlasts an even split of `items` in
+/// chunks of `chunksize` over `workers`: chunks are whole, so with few of them a worker gets
+/// one more than another (60 items in chunks of 7 on 2 workers: 32 against 30), and items
+/// whose times vary (coefficient of variation `cv`) leave the workers' last chunks ending at
+/// random, half a chunk apart on average.
+fn tail_items(items: usize, chunksize: usize, workers: usize, cv: f64) -> f64 {
+    let (items, chunksize, workers) = (items.max(1), chunksize.max(1), workers.max(1));
+    let (full, rest) = (items / chunksize, items % chunksize);
+    let (rounds, left_over) = (full / workers, full % workers);
+    // The short chunk goes to a worker that has one full chunk fewer, if there is one.
+    let busiest = if left_over == 0 {
+        rounds * chunksize + rest
+    } else {
+        (rounds + 1) * chunksize
+    };
+    let uneven = busiest as f64 - items as f64 / workers as f64;
+    let random = cv.clamp(0.0, 1.0) * chunksize as f64 / 2.0 * (1.0 - 1.0 / workers as f64);
+    uneven.max(random)
 }
 
 /// The outcome of a decision: the preferred parallel configuration and whether to use it.
@@ -432,10 +292,12 @@ pub(crate) struct Decision {
 }
 
 /// Picks the executor, worker count and chunk size with the least predicted time, then the
-/// fewest workers within `options.margin` of it (threads before processes before MPI on ties), and goes
-/// parallel only if that beats serial at an efficiency of at least `options.threshold`.
-/// Efficiency is speedup per core in use, so waiting work with many threads is judged by the
-/// cores it occupies, not by its thread count. `costs` must not be empty.
+/// fewest workers within `options.margin` of it if that is at most one per core; if only more
+/// workers than cores come that close (waiting work), the fewest within [`WAITING_MARGIN`]
+/// of it. Threads come before processes before MPI on ties. It goes parallel only if that
+/// beats serial at an efficiency of at least `options.threshold`. Efficiency is speedup per
+/// core in use, so waiting work with many threads is judged by the cores it occupies, not by
+/// its thread count. `costs` must not be empty.
 pub(crate) fn decide(
     profile: &WorkloadProfile,
     machine: &Machine,
@@ -459,9 +321,25 @@ pub(crate) fn decide(
         .iter()
         .map(Prediction::total)
         .fold(f64::INFINITY, f64::min);
+    let within = |margin: f64| move |p: &&Prediction| p.total() <= fastest * (1.0 + margin);
+    let cores_of = |p: &Prediction| {
+        costs
+            .iter()
+            .find(|c| c.kind == p.kind)
+            .map_or(machine.usable_cores, |c| c.machine(machine).usable_cores)
+    };
+    let margin = if candidates
+        .iter()
+        .filter(within(options.margin))
+        .any(|p| p.workers <= cores_of(p))
+    {
+        options.margin
+    } else {
+        options.margin.min(WAITING_MARGIN)
+    };
     let best = candidates
         .iter()
-        .filter(|p| p.total() <= fastest * (1.0 + options.margin))
+        .filter(within(margin))
         .min_by_key(|p| {
             let kind = p.kind;
             (
@@ -472,10 +350,7 @@ pub(crate) fn decide(
         })
         .copied()
         .expect("at least one executor and one worker are always considered");
-    let cores = costs
-        .iter()
-        .find(|c| c.kind == best.kind)
-        .map_or(machine.usable_cores, |c| c.machine(machine).usable_cores);
+    let cores = cores_of(&best);
     let serial_time = profile.serial.as_secs_f64() + profile.total_work().as_secs_f64();
     let speedup = serial_time / best.total();
     let efficiency = speedup / best.workers.min(cores.max(1)) as f64;
@@ -488,5 +363,7 @@ pub(crate) fn decide(
     }
 }
 
+mod inputs;
+mod queueing;
 #[cfg(test)]
 mod test;

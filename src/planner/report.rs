@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::model::CostModel;
 use super::{Limit, Machine, Plan};
 use crate::ExecutorKind;
 
@@ -169,8 +170,38 @@ impl Plan {
                 "; the threads wait {} of the time, so more threads than cores pay",
                 percent(self.workload.wait_share())
             )?;
+            self.write_knee(f)?;
         }
         Ok(())
+    }
+
+    /// Why the plan goes past the knee: what the cores would do there and on the plan.
+    fn write_knee(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(costs) = self.costs.iter().find(|c| c.kind == self.kind) else {
+            return Ok(());
+        };
+        let reach = self.reach();
+        let model = CostModel {
+            profile: &self.workload,
+            machine: &reach,
+            costs,
+        };
+        let Some((knee, busy)) = model.knee(self.parallel_workers) else {
+            return Ok(());
+        };
+        let knee_workers = knee.round().max(1.0) as usize;
+        if knee_workers >= self.parallel_workers {
+            return Ok(());
+        }
+        let at_knee = model.knee(knee_workers).map_or(busy, |(_, b)| b);
+        write!(
+            f,
+            "; at the knee, {knee:.1} threads, bursts of computing bunch up and the cores \
+             would be busy {} of the time, on {} threads {}",
+            percent(at_knee),
+            self.parallel_workers,
+            percent(busy)
+        )
     }
 
     /// The workers and hosts of the planned executor, if it reaches beyond this machine.

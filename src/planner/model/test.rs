@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use super::inputs::SMT_YIELD;
 use super::*;
 
 fn threads() -> ExecutorCosts {
@@ -39,11 +42,27 @@ fn prediction_terms_match_hand_computed_values() {
     let pred = model(&p, &m, &t).predict(2, 10);
     assert!(close(pred.work, 0.5));
     assert!(close(pred.overhead, 100.0 * 5e-6 / 2.0));
-    assert!(close(pred.tail, 10.0 * 1e-3 / 2.0 * 0.5));
+    // 100 equal chunks split evenly over 2 workers: no tail.
+    assert!(close(pred.tail, 0.0));
     assert!(close(pred.startup, 100e-6));
     // Even items: the largest chunk (10 ms) holds nobody up.
     assert!(close(pred.imbalance, 0.5));
-    assert!(close(pred.total(), 100e-6 + 0.5 + 250e-6 + 2.5e-3));
+    assert!(close(pred.total(), 100e-6 + 0.5 + 250e-6));
+    // 995 items: 99 chunks of 10 and one of 5; one worker runs 50 full chunks (500 items)
+    // while the other runs 49 and the short one (495).
+    let odd = WorkloadProfile::uniform(995, Duration::from_millis(1));
+    assert!(close(model(&odd, &m, &t).predict(2, 10).tail, 2.5e-3));
+    // 60 items in chunks of 7 on 2 workers: 8 full chunks, 4 each, and the short chunk of 4
+    // after them: 32 items against an even 30.
+    let short = WorkloadProfile::uniform(60, Duration::from_millis(1));
+    assert!(close(model(&short, &m, &t).predict(2, 7).tail, 2e-3));
+    // Varying items end at random: half a chunk apart, scaled by the variation.
+    let mut varied = p.clone();
+    varied.cv = 0.5;
+    assert!(close(
+        model(&varied, &m, &t).predict(2, 10).tail,
+        0.5 * 10e-3 / 2.0 * 0.5
+    ));
 }
 
 #[test]
@@ -135,12 +154,56 @@ fn waiting_work_gets_more_threads() {
     p.cpu_share = 0.05; // wait / compute = 19
     let m = Machine::with_cores(2);
     let t = threads();
-    assert_eq!(model(&p, &m, &t).max_workers(64), 40);
+    // The knee is 40 threads; past it, until the cores are predicted busy 99.5% of the time.
+    assert_eq!(model(&p, &m, &t).max_workers(64), 53);
     assert_eq!(model(&p, &m, &t).max_workers(16), 16);
     p.cpu_share = 0.0;
     assert_eq!(model(&p, &m, &t).max_workers(64), 64);
     p.cpu_share = 1.0;
     assert_eq!(model(&p, &m, &t).max_workers(64), 2);
+}
+
+/// 300 items that wait 1 ms and then compute 300 µs, on 2 cores.
+fn mixed() -> WorkloadProfile {
+    let mut p = WorkloadProfile::uniform(300, Duration::from_micros(1300));
+    p.cpu_share = 0.3 / 1.3;
+    p
+}
+
+#[test]
+fn mixed_work_gets_threads_well_past_the_knee() {
+    let p = mixed();
+    let m = Machine::with_cores(2);
+    let t = threads();
+    let d = decide(&p, &m, std::slice::from_ref(&t), &Options::default());
+    // The knee is 2 × 1.3 / 0.3 = 8.7 threads; there the cores are still idle 13% of the
+    // time, and the plan takes the fewest threads within 1% of the fastest.
+    assert!(d.parallel);
+    assert!((12..=18).contains(&d.best.workers), "{d:?}");
+    let curve = model(&p, &m, &t);
+    let fastest = (1..=64)
+        .map(|w| curve.best_for(w).total())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        d.best.total() <= fastest * 1.01,
+        "regret on the modelled curve"
+    );
+    let at_knee = curve.best_for(9).total();
+    assert!(at_knee > fastest * 1.1, "the knee itself loses over 10%");
+}
+
+#[test]
+fn nearly_cpu_bound_work_keeps_one_thread_per_core() {
+    // 3% waiting (page faults, a log line): a third thread would gain under 5%.
+    let mut p = WorkloadProfile::uniform(10_000, Duration::from_micros(100));
+    p.cpu_share = 0.97;
+    let d = decide(
+        &p,
+        &Machine::with_cores(2),
+        &[threads()],
+        &Options::default(),
+    );
+    assert_eq!(d.best.workers, 2, "{d:?}");
 }
 
 #[test]
@@ -219,10 +282,11 @@ fn waiting_work_goes_parallel_beyond_the_cores() {
 
 #[test]
 fn prefers_fewer_workers_within_the_margin() {
-    // A long serial part: 4 workers gain under 5% over 3 (3.44 s against 3.57 s), 3 gain
-    // 7% over 2.
+    // A long serial part: 16 items of 100 ms take 6 rounds on 3 workers and 4 on 4, so 4
+    // workers gain under 5% over 3 (5.4 s against 5.6 s), 3 gain 3.6% over 2 (5.8 s) but
+    // are within 5% of the fastest, and 2 are not.
     let mut p = WorkloadProfile::uniform(16, Duration::from_millis(100));
-    p.serial = Duration::from_secs(3);
+    p.serial = Duration::from_secs(5);
     let m = Machine::with_cores(4);
     let d = decide(&p, &m, &[threads()], &Options::default());
     let model = CostModel {
@@ -296,4 +360,31 @@ fn a_cluster_offers_its_workers_beyond_this_machine() {
     mpi.cluster = None;
     let local = decide(&p, &m, &[mpi], &Options::default());
     assert_eq!(local.best.workers, 2, "{local:?}");
+}
+
+#[test]
+fn a_short_job_pays_start_up_first_dispatch_overhead_and_its_tail() {
+    // 60 items of 100 µs on 2 workers in chunks of 7, as calibration might find the costs:
+    // 30 µs to start and stop a worker, 40 µs until new workers run their first chunks,
+    // 2 µs a chunk.
+    let p = WorkloadProfile::uniform(60, Duration::from_micros(100));
+    let m = Machine::with_cores(2);
+    let mut t = ExecutorCosts::new(
+        ExecutorKind::Threads,
+        Duration::from_micros(30),
+        Duration::from_micros(2),
+    );
+    t.first_dispatch = Duration::from_micros(40);
+    let pred = model(&p, &m, &t).predict(2, 7);
+    assert!(close(pred.startup, 2.0 * 30e-6 + 40e-6), "{pred:?}");
+    assert!(close(pred.work, 3e-3));
+    assert!(close(pred.overhead, 9.0 * 2e-6 / 2.0));
+    // 9 chunks: one worker runs 5 of them, 32 items against an even 30.
+    assert!(close(pred.tail, 2.0 * 100e-6));
+    assert!(close(pred.total(), 100e-6 + 3e-3 + 9e-6 + 200e-6));
+    // The first dispatch is paid once, however many workers wake.
+    assert!(close(
+        model(&p, &m, &t).predict(4, 7).startup,
+        4.0 * 30e-6 + 40e-6
+    ));
 }

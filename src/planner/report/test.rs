@@ -48,10 +48,10 @@ fn an_io_bound_plan_speaks_of_speedup_per_core() {
         plan.to_string(),
         "workload: 100 items, 70.0 ms/item (coefficient of variation 0.40), 99.1% of the time \
          waiting, largest item 133 ms\n\
-         executor: threads x54, chunksize 1 (≈ 70.0 ms per chunk; overhead 0.01%)\n\
-         predicted speedup: 1w 1.00x | 2w 1.99x | 4w 3.94x | 8w 7.72x | 16w 14.9x | 54w 35.0x\n\
-         limit: uneven items: largest item 1.9% of the work (bound 52.6x); pool start-up 3.24 ms\n\
-         decision: parallel: 35.0x on 2 cores is 17.52x per core (at least 0.80x needed); the \
+         executor: threads x62, chunksize 1 (≈ 70.0 ms per chunk; overhead 0.01%)\n\
+         predicted speedup: 1w 1.00x | 2w 2.00x | 4w 3.98x | 8w 7.69x | 16w 14.3x | 62w 36.4x\n\
+         limit: uneven items: largest item 1.9% of the work (bound 52.6x); pool start-up 3.72 ms\n\
+         decision: parallel: 36.4x on 2 cores is 18.22x per core (at least 0.80x needed); the \
          threads wait 99.1% of the time, so more threads than cores pay"
     );
 }
@@ -89,7 +89,7 @@ fn a_process_plan_counts_the_bytes_it_moves() {
         "workload: 20,000 items, 2.00 ms/item (coefficient of variation 0.10), 0.0% of the time \
          waiting, largest item 3.00 ms, 4,096 bytes sent to and from a worker per item\n\
          executor: processes x2, chunksize 37 (≈ 74.0 ms per chunk; overhead 0.09%)\n\
-         predicted speedup: 1w 1.00x | 2w 1.99x | 4w 3.97x* | 8w 7.91x* | 16w 15.6x*   \
+         predicted speedup: 1w 1.00x | 2w 1.99x | 4w 3.97x* | 8w 7.91x* | 16w 15.7x*   \
          (* beyond this machine's 2 cores: modelled on a machine with that many cores)\n\
          limit: the 2 usable cores, all kept busy; pool start-up 4.00 ms\n\
          decision: parallel: 1.99x on 2 cores is 0.99x per core (at least 0.80x needed)"
@@ -149,7 +149,7 @@ fn a_decision_at_the_threshold_prints_the_digits_that_decide_it() {
     assert_eq!(
         report.lines().last(),
         Some(
-            "decision: serial: 1.9756x on 2 cores is only 0.9878x per core (at least 0.9879x needed)"
+            "decision: serial: 1.9752x on 2 cores is only 0.9876x per core (at least 0.9877x needed)"
         )
     );
 }
@@ -164,7 +164,7 @@ fn a_pool_slower_than_the_calling_thread_says_why() {
     assert_eq!(
         plan.to_string().lines().last(),
         Some(
-            "decision: serial: a pool would be slower (0.52x): pool start-up costs more than it saves"
+            "decision: serial: a pool would be slower (0.55x): pool start-up costs more than it saves"
         )
     );
 }
@@ -181,6 +181,22 @@ fn a_fitted_curve_says_how_many_runs_it_rests_on() {
             "predicted speedup (fitted to 1 recorded run): 1w 1.00x | 2w 1.60x | 4w 2.29x* | \
               8w 2.91x* | 16w 3.37x*   (* beyond this machine's 2 cores: modelled on a machine \
               with that many cores)"
+        )
+    );
+}
+
+#[test]
+fn a_plan_past_the_knee_says_why() {
+    let mut mixed = WorkloadProfile::uniform(300, Duration::from_micros(1300));
+    mixed.cpu_share = 0.3 / 1.3;
+    let plan = plan_on(mixed, Machine::with_cores(2), threads());
+    assert_eq!(
+        plan.to_string().lines().last(),
+        Some(
+            "decision: parallel: 8.44x on 2 cores is 4.22x per core (at least 0.80x needed); \
+             the threads wait 76.9% of the time, so more threads than cores pay; at the knee, \
+             8.7 threads, bursts of computing bunch up and the cores would be busy 86.9% of the \
+             time, on 15 threads 99.6%"
         )
     );
 }
