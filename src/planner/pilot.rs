@@ -10,7 +10,11 @@
 //! or when every item has run. Items faster than the clocks can resolve well are timed in
 //! batches that double until a batch takes [`MIN_BATCH`]; the spread is then estimated from
 //! the batch means scaled by the batch size. Each batch records wall time and thread CPU time
-//! (`CLOCK_THREAD_CPUTIME_ID`); their ratio separates computing from waiting. When the median
+//! (`CLOCK_THREAD_CPUTIME_ID`); their ratio separates computing from waiting. On Linux the
+//! time the thread spent runnable but waiting for a CPU (`/proc/thread-self/schedstat`) is
+//! taken out of the wall time first: that is other load on a shared machine, and counted as
+//! waiting it would make CPU-bound work look like work that waits, and get it more threads
+//! than cores. Elsewhere (or without schedstat), when the median
 //! batch is CPU-bound (at least [`CPU_BOUND_SHARE`] on the CPU), a batch's wall time is capped
 //! at its CPU time over that median share: the excess is this thread being descheduled by
 //! other load on a shared machine, not the item waiting, and would otherwise pass for I/O and
@@ -25,6 +29,8 @@
 
 use std::time::{Duration, Instant};
 
+use self::clocks::RunQueue;
+pub(crate) use self::clocks::thread_cpu_time;
 use super::model::WorkloadProfile;
 use crate::{Error, unwind};
 
@@ -81,6 +87,7 @@ pub(crate) fn run<A: Clone, R>(
         check_weights(weights, n)?;
     }
     let order = stride(n);
+    let run_queue = RunQueue::open();
     let started = Instant::now();
     let mut batches: Vec<Batch> = Vec::new();
     let mut payload = (0.0, 0usize);
@@ -89,16 +96,25 @@ pub(crate) fn run<A: Clone, R>(
         let len = batch_len.min(n - visited);
         let indices = &order[visited..visited + len];
         let args: Vec<A> = indices.iter().map(|&i| items[i].clone()).collect();
+        let queued_before = run_queue.delay();
         let cpu_before = thread_cpu_time();
         let wall_before = Instant::now();
         let results: Vec<Option<R>> = args
             .into_iter()
             .map(|a| unwind::catch(|| f(a)).ok())
             .collect();
-        let wall = wall_before.elapsed();
+        let elapsed = wall_before.elapsed();
         let cpu = thread_cpu_time()
             .zip(cpu_before)
             .map(|(after, before)| after.saturating_sub(before));
+        // Time spent runnable but without a CPU is other load, not the item waiting.
+        let queued = run_queue
+            .delay()
+            .zip(queued_before)
+            .map_or(Duration::ZERO, |(after, before)| {
+                after.saturating_sub(before)
+            });
+        let wall = elapsed.saturating_sub(queued).max(cpu.unwrap_or_default());
         if let Some(size) = payload_size.filter(|_| payload.1 < SIZED_ITEMS) {
             for (&i, result) in indices.iter().zip(&results).take(SIZED_ITEMS - payload.1) {
                 payload.0 += size(&items[i], result.as_ref()) as f64;
@@ -114,7 +130,7 @@ pub(crate) fn run<A: Clone, R>(
             cpu,
         });
         visited += len;
-        if wall < MIN_BATCH {
+        if elapsed < MIN_BATCH {
             batch_len = (batch_len * 2).min(MAX_BATCH);
         }
         let spent = started.elapsed();
@@ -288,24 +304,6 @@ fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
     postcard::experimental::serialized_size(value).unwrap_or(0)
 }
 
-#[cfg(unix)]
-pub(crate) fn thread_cpu_time() -> Option<Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec, and CLOCK_THREAD_CPUTIME_ID is a clock
-    // every supported Unix provides.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok()?;
-    (rc == 0).then(|| Duration::new(secs, nanos))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn thread_cpu_time() -> Option<Duration> {
-    None
-}
-
+mod clocks;
 #[cfg(test)]
 mod test;

@@ -135,3 +135,13 @@ fn bad_input_is_an_error() {
         ));
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_run_queue_delay_is_read_on_linux_and_never_goes_back() {
+    let queue = clocks::RunQueue::open();
+    let first = queue.delay().expect("Linux reports scheduler statistics");
+    std::thread::yield_now();
+    let second = queue.delay().expect("a second reading");
+    assert!(second >= first, "{second:?} after {first:?}");
+}
