@@ -220,9 +220,10 @@ impl CostModel<'_> {
         (serial / time, modelled)
     }
 
-    /// The knee for work that waits, `cores × (1 + wait / compute)` workers, and the share
-    /// of the time the cores are predicted busy on `workers` of them; `None` for work that
-    /// only computes or only waits.
+    /// The knee for work that waits, `P × (1 + wait / compute)` workers with `P` the cores'
+    /// worth of CPU the run gets (fewer than the cores when other processes take some), and
+    /// the share of the time that CPU is predicted busy on `workers` of them; `None` for work
+    /// that only computes or only waits.
     pub(crate) fn knee(&self, workers: usize) -> Option<(f64, f64)> {
         let wait = self.profile.wait_share();
         if wait <= 0.0 || wait >= 1.0 {
@@ -233,7 +234,7 @@ impl CostModel<'_> {
         let capacity = |k| self.machine.capacity(k);
         let x = throughput(item * wait, item * (1.0 - wait), workers, capacity);
         let busy = x * item * (1.0 - wait) / capacity(cores);
-        Some((cores as f64 / (1.0 - wait), busy))
+        Some((capacity(cores) / (1.0 - wait), busy))
     }
 
     /// The most workers worth considering: the usable cores for CPU-bound work, more for work
