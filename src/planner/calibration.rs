@@ -19,16 +19,17 @@
 //!   every core was wanted; it counts at the lower quartile over the probes, so only a load
 //!   present in four probes of five (a steady one) is reported, and the plan then assumes
 //!   only the free cores;
-//! * start-up per worker and first dispatch: a pool's whole life (start, a no-op chunk per
-//!   worker, idle, stop) with one worker per core and with four times as many: the
-//!   difference per extra worker is the start-up per worker (spawning and joining a thread),
-//!   the rest of the smaller pool's life is the first dispatch (the wait for new workers to
-//!   wake and run their first chunks, which they do together, so it does not grow with them);
+//! * start-up per worker: a pool's whole life (start, a no-op chunk per worker, idle, stop)
+//!   with one worker per core and with four times as many: the difference per extra worker
+//!   (spawning and joining a thread);
 //! * per-chunk overhead: a short job (4 one-item chunks of a known CPU cost per worker) and a
 //!   long one (300) on new pools, from start to stop: what the extra chunks take beyond their
 //!   serial cost spread over the cores is the `n·o/(N·c)` term of the model, with the
 //!   contention and wake-ups of a real run included (a no-op map would flatter it) and the
 //!   pool's start, first dispatch and stop cancelled out;
+//! * first dispatch: what the short job took beyond its workers' start-up, its items over
+//!   the cores and its chunks' overhead, paid once per run (new workers wake together, so it
+//!   does not grow with them);
 //! * payload transfer: postcard encode plus decode of a mixed record batch in this process;
 //!   for a process pool, also 8 MiB of arguments sent through the real pool, end to end.
 //!
@@ -58,6 +59,8 @@ const IDLE_BEFORE_STOP: Duration = Duration::from_micros(300);
 const OVERHEAD_CHUNKS: usize = 300;
 /// One-item chunks per worker of the short job the per-chunk overhead is measured against.
 const SHORT_JOB_CHUNKS: usize = 4;
+/// The least per-chunk overhead calibration reports, in seconds: one dispatch.
+const MIN_CHUNK_OVERHEAD: f64 = 500e-9;
 /// The larger pool of the start-up probe, as a multiple of the workers of the smaller one.
 const SPAWN_PROBE_FACTOR: usize = 4;
 /// Records encoded and decoded to time payload transfer.
@@ -284,11 +287,10 @@ fn short_job(workers: usize, chunks: usize) -> Result<Duration, Error> {
 fn thread_costs(machine: &Machine) -> Result<ExecutorCosts, Error> {
     let workers = machine.usable_cores.clamp(1, 4);
     // Start-up grows with the workers, the first dispatch does not (they wake together):
-    // two pool sizes tell them apart.
+    // the difference between two pool sizes is the start-up per worker.
     let few = thread_pool_life(workers)?;
     let many = thread_pool_life(SPAWN_PROBE_FACTOR * workers)?;
     let per_worker = many.saturating_sub(few) / ((SPAWN_PROBE_FACTOR - 1) * workers) as u32;
-    let first_dispatch = few.saturating_sub(per_worker * workers as u32);
     // Per-chunk overhead under real conditions: new pools, busy workers, a consumer that
     // competes with them for the cores, wake-ups. One-item chunks of a known CPU cost, in a
     // short job and a longer one: what the extra chunks take beyond their cost spread over
@@ -309,14 +311,23 @@ fn thread_costs(machine: &Machine) -> Result<ExecutorCosts, Error> {
     let extra = (OVERHEAD_CHUNKS - SHORT_JOB_CHUNKS * workers) as f64;
     let excess = long.saturating_sub(short).as_secs_f64()
         - extra * item.as_secs_f64() / machine.capacity(workers);
-    let per_chunk = Duration::from_secs_f64(excess.max(0.0) * workers as f64 / extra);
     // A run that beat its own CPU bound measured nothing: keep a floor of one dispatch.
+    let per_chunk = (excess.max(0.0) * workers as f64 / extra).max(MIN_CHUNK_OVERHEAD);
+    // What the short job took beyond its workers' start-up, its items spread over the cores
+    // and its chunks' overhead is paid once per run, whatever the job's length: the first
+    // dispatch as a short job of real items meets it (new threads scheduled for the first
+    // time, the first wake-ups, the consumer's first turn).
+    let chunks = (SHORT_JOB_CHUNKS * workers) as f64;
+    let once = short.as_secs_f64()
+        - per_worker.as_secs_f64() * workers as f64
+        - chunks * item.as_secs_f64() / machine.capacity(workers)
+        - chunks * per_chunk / workers as f64;
     let mut costs = ExecutorCosts::new(
         ExecutorKind::Threads,
         per_worker,
-        per_chunk.max(Duration::from_nanos(500)),
+        Duration::from_secs_f64(per_chunk),
     );
-    costs.first_dispatch = first_dispatch;
+    costs.first_dispatch = Duration::from_secs_f64(once.max(0.0));
     Ok(costs)
 }
 
