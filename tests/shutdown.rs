@@ -3,12 +3,13 @@
 //! instead of hanging the test run; the bounds are liveness limits, not speed targets.
 
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parexec::{Error, ThreadPool};
 
-/// Far longer than any of these tests needs on a loaded machine.
-const LIVENESS: Duration = Duration::from_secs(60);
+#[path = "support/liveness.rs"]
+mod liveness;
+use liveness::{LIVENESS, eventually};
 
 /// Runs `work` on a detached thread and returns its value, or fails if it is not done within
 /// [`LIVENESS`] (the thread is then left behind, blocked).
@@ -17,15 +18,6 @@ fn finishes<R: Send + 'static>(what: &str, work: impl FnOnce() -> R + Send + 'st
     std::thread::spawn(move || tx.send(work()).unwrap());
     rx.recv_timeout(LIVENESS)
         .unwrap_or_else(|_| panic!("{what} did not finish within {LIVENESS:?}"))
-}
-
-/// Polls `condition` until it holds, failing after [`LIVENESS`].
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + LIVENESS;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::yield_now();
-    }
 }
 
 /// Submits a task that holds a worker until the returned sender sends (or is dropped), and
