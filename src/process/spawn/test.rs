@@ -9,6 +9,7 @@ fn config() -> SpawnConfig {
         args: Vec::new(),
         initializer: None,
         initializer_timeout: None,
+        batch_replies: true,
     }
 }
 
