@@ -257,7 +257,6 @@ impl ProcessPoolBuilder {
                     args: self.args,
                     initializer: self.initializer,
                     initializer_timeout: self.task_timeout,
-                    batch_replies: self.task_timeout.is_none(),
                 },
             };
             supervisor::Shared::start(config).map(|shared| ProcessPool { shared })

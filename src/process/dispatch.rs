@@ -168,7 +168,9 @@ impl Shared {
         }
     }
 
-    /// Moves queued tasks to `slot`'s worker until its window is full.
+    /// Moves queued tasks to `slot`'s worker until its window is full, once at most half the
+    /// window is in flight: a worker with more has replies on their way, each a later chance
+    /// to refill, and waiting for half the window makes each write carry that many tasks.
     pub(super) fn refill(&self, slot: usize) {
         let writer = self.writer(slot);
         let mut writer = writer.lock();
@@ -179,6 +181,9 @@ impl Shared {
         let mut cancelled = Vec::new();
         {
             let mut state = self.state.lock();
+            if state.slots[slot].in_flight.len() > state.window() / 2 {
+                return;
+            }
             while state.has_room(slot, self.config.max_tasks_per_worker) {
                 let Some(task) = state.queue.pop_front() else {
                     break;

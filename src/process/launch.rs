@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The environment variable that marks a worker:
-/// `<parent pid>:<nonce>:<max frame>:<batch replies, 0 or 1>`.
+/// The environment variable that marks a worker: `<parent pid>:<nonce>:<max frame>`.
 pub(crate) const ENV: &str = "PAREXEC_WORKER";
 
 /// Set once this process serves as a worker, so that pools built by tasks inside a worker are
@@ -22,9 +21,6 @@ pub(crate) struct WorkerConfig {
     pub(crate) parent: u32,
     pub(crate) nonce: u64,
     pub(crate) max_frame: usize,
-    /// Whether replies to short tasks may wait for the next ones, to leave in one write; off
-    /// when the parent times tasks, which it does from the previous reply's arrival.
-    pub(crate) batch_replies: bool,
 }
 
 impl WorkerConfig {
@@ -36,13 +32,7 @@ impl WorkerConfig {
     }
 
     pub(crate) fn to_env(self) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.parent,
-            self.nonce,
-            self.max_frame,
-            u8::from(self.batch_replies)
-        )
+        format!("{}:{}:{}", self.parent, self.nonce, self.max_frame)
     }
 
     fn parse(value: &str) -> Option<Self> {
@@ -51,11 +41,6 @@ impl WorkerConfig {
             parent: fields.next()?.parse().ok()?,
             nonce: fields.next()?.parse().ok()?,
             max_frame: fields.next()?.parse().ok()?,
-            batch_replies: match fields.next()? {
-                "0" => false,
-                "1" => true,
-                _ => return None,
-            },
         };
         fields.next().is_none().then_some(config)
     }
@@ -174,12 +159,10 @@ mod tests {
             parent: 42,
             nonce: 7,
             max_frame: 1 << 20,
-            batch_replies: true,
         };
         assert_eq!(WorkerConfig::parse(&config.to_env()), Some(config));
-        assert_eq!(WorkerConfig::parse("1:2:3"), None);
-        assert_eq!(WorkerConfig::parse("1:2:3:1:5"), None);
-        assert_eq!(WorkerConfig::parse("1:2:3:2"), None);
-        assert_eq!(WorkerConfig::parse("x:2:3:0"), None);
+        assert_eq!(WorkerConfig::parse("1:2"), None);
+        assert_eq!(WorkerConfig::parse("1:2:3:4"), None);
+        assert_eq!(WorkerConfig::parse("x:2:3"), None);
     }
 }

@@ -104,7 +104,8 @@ pub(crate) fn encode_frame<H: Serialize>(
     max_frame: usize,
     payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<Vec<u8>, Error> {
-    let mut frame = Vec::new();
+    // Room for a small task or reply whole, so it is allocated once.
+    let mut frame = Vec::with_capacity(64);
     append_frame(&mut frame, header, max_frame, payload)?;
     Ok(frame)
 }

@@ -44,8 +44,6 @@ pub(crate) struct SpawnConfig {
     pub(crate) initializer: Option<fn()>,
     /// How long the initializer may run; `None` waits for it.
     pub(crate) initializer_timeout: Option<Duration>,
-    /// See `WorkerConfig::batch_replies`.
-    pub(crate) batch_replies: bool,
 }
 
 /// A running, handshaken worker process and the reading half of its socket.
@@ -137,7 +135,6 @@ fn spawn_program(
         parent: std::process::id(),
         nonce: nonce(),
         max_frame: config.max_frame,
-        batch_replies: config.batch_replies,
     };
     let mut command = Command::new(path);
     if let Some(arg0) = arg0 {

@@ -21,19 +21,18 @@
 //! The reader passes on every whole frame one read brought as one batch, so a burst of tasks
 //! costs one hand-over, not one per task.
 //!
-//! The main thread writes a task's reply at once, unless it may batch replies: then, after a
-//! short task ([`BATCH_TASK_LIMIT`]) with another task already waiting, the reply waits to
-//! leave with the next ones in one write, up to [`BATCH_REPLIES`] replies or
-//! [`BATCH_BYTES`]. It never waits while the worker has nothing to run, so a reply is late by
-//! at most the tasks that were already queued behind it. The parent turns batching off when
-//! it times tasks (`task_timeout`), since it dates a task's start from the previous reply.
+//! The main thread writes each reply as soon as its task ends, one write per reply. Holding
+//! replies back to send several in one write would be cheaper, but a worker that then dies
+//! takes the replies of finished tasks with it: the parent could no longer tell which task
+//! killed the worker, and would fail a healthy one in its place (the test
+//! `a_fault_in_a_burst_of_short_tasks_fails_only_itself` shows it).
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -42,13 +41,8 @@ use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, RemoteFailure, ToWorker};
 use crate::{Error, unwind};
 
-/// Only a reply to a task shorter than this may wait for the next replies.
-const BATCH_TASK_LIMIT: Duration = Duration::from_micros(20);
-/// Replies that may wait to leave together: a fraction of the parent's largest in-flight
-/// window (64), so the parent can send more before the worker runs out.
-const BATCH_REPLIES: usize = 16;
-/// Bytes of replies that may wait to leave together.
-const BATCH_BYTES: usize = 64 * 1024;
+/// The size up to which the reply buffers are kept between tasks.
+const KEPT_BUFFER: usize = 64 * 1024;
 
 /// Serves as a worker if the parent pool started this process, and never returns then.
 pub(crate) fn init() {
@@ -129,15 +123,13 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
     };
     let mut replies = Replies {
         writer: &mut writer,
-        out: Vec::with_capacity(BATCH_BYTES),
+        out: Vec::new(),
         results: Vec::new(),
-        waiting: 0,
         max_frame: config.max_frame,
     };
-    replies.push(&hello, |_| Ok(()))?;
-    replies.flush()?;
+    replies.send(&hello, |_| Ok(()))?;
     loop {
-        let batch = replies.next_batch(&inbox)?;
+        let batch = inbox.next_batch();
         // One clock reading per task: where one task ends, the next begins.
         let mut clock = Instant::now();
         for frame in protocol::frames(&batch) {
@@ -154,68 +146,48 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
                     trampoline,
                     func,
                 } => {
-                    let started = clock;
-                    clock = run_task(&mut replies, id, trampoline, func, payload, started)?;
-                    if !config.batch_replies
-                        || clock.saturating_duration_since(started) >= BATCH_TASK_LIMIT
-                        || replies.waiting >= BATCH_REPLIES
-                        || replies.out.len() >= BATCH_BYTES
-                    {
-                        replies.flush()?;
-                    }
+                    clock = run_task(&mut replies, id, trampoline, func, payload, clock)?;
                 }
             }
         }
     }
 }
 
-/// Replies encoded but not yet written, and the socket they go to.
+/// The socket replies go to, and the buffers they are encoded in, reused from task to task.
 struct Replies<'a> {
     writer: &'a mut UnixStream,
+    /// One reply's frame.
     out: Vec<u8>,
-    /// The buffer a trampoline encodes one task's results into, reused.
+    /// One task's results, as the trampoline encodes them.
     results: Vec<u8>,
-    waiting: usize,
     max_frame: usize,
 }
 
 impl Replies<'_> {
-    /// The next batch of task frames; the replies waiting are written first if the worker would
-    /// otherwise wait for it. The reader ends the process when the parent goes, so there is
-    /// always a next batch to wait for.
-    fn next_batch(&mut self, inbox: &Inbox) -> Result<Vec<u8>, Error> {
-        let mut batches = inbox.batches.lock();
-        if batches.is_empty() {
-            drop(batches);
-            self.flush()?;
-            batches = inbox.batches.lock();
-        }
-        loop {
-            if let Some(batch) = batches.pop_front() {
-                return Ok(batch);
-            }
-            inbox.arrived.wait(&mut batches);
-        }
-    }
-
-    fn push(
+    /// Encodes one reply and writes it at once.
+    fn send(
         &mut self,
         message: &FromWorker,
         payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        protocol::append_frame(&mut self.out, message, self.max_frame, payload)?;
-        self.waiting += 1;
-        Ok(())
+        self.encode(message, payload)?;
+        self.write()
     }
 
-    fn flush(&mut self) -> Result<(), Error> {
-        if !self.out.is_empty() {
-            self.writer.write_all(&self.out)?;
-            self.out.clear();
-            self.waiting = 0;
-            // Give back the memory of an exceptionally large reply.
-            self.out.shrink_to(BATCH_BYTES);
-        }
+    /// Encodes one reply, replacing the previous one.
+    fn encode(
+        &mut self,
+        message: &FromWorker,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.out.clear();
+        // Give back the memory of an exceptionally large reply.
+        self.out.shrink_to(KEPT_BUFFER);
+        protocol::append_frame(&mut self.out, message, self.max_frame, payload)
+    }
+
+    fn write(&mut self) -> Result<(), Error> {
+        self.writer.write_all(&self.out)?;
         Ok(())
     }
 }
@@ -233,12 +205,11 @@ fn run_initializer(replies: &mut Replies<'_>, initializer: i64) -> Result<bool, 
             message: Error::from(panic.clone()).to_string(),
         },
     };
-    replies.push(&reply, |_| Ok(()))?;
-    replies.flush()?;
+    replies.send(&reply, |_| Ok(()))?;
     Ok(outcome.is_ok())
 }
 
-/// Runs one task, begun at `started`, and queues its reply; returns when it ended.
+/// Runs one task, begun at `started`, and sends its reply; returns when it ended.
 fn run_task(
     replies: &mut Replies<'_>,
     id: u64,
@@ -260,21 +231,22 @@ fn run_task(
     let ended = Instant::now();
     let compute_ns =
         u64::try_from(ended.saturating_duration_since(started).as_nanos()).unwrap_or(u64::MAX);
-    let done = match outcome {
-        Ok(()) => replies.push(&FromWorker::Done { id, compute_ns }, |out| {
+    let encoded = match outcome {
+        Ok(()) => replies.encode(&FromWorker::Done { id, compute_ns }, |out| {
             out.extend_from_slice(&results);
             Ok(())
         }),
-        Err(failure) => replies.push(&FromWorker::Failed { id, failure }, |_| Ok(())),
+        Err(failure) => replies.encode(&FromWorker::Failed { id, failure }, |_| Ok(())),
     };
     // Kept for the next task, unless an exceptionally large result would pin its memory.
-    if results.capacity() <= BATCH_BYTES {
+    if results.capacity() <= KEPT_BUFFER {
         replies.results = results;
     }
-    if let Err(too_big) = done {
+    if let Err(too_big) = encoded {
         let failure = RemoteFailure::Serialization(too_big.to_string());
-        replies.push(&FromWorker::Failed { id, failure }, |_| Ok(()))?;
+        replies.encode(&FromWorker::Failed { id, failure }, |_| Ok(()))?;
     }
+    replies.write()?;
     Ok(ended)
 }
 
@@ -286,6 +258,20 @@ fn run_task(
 struct Inbox {
     batches: Mutex<VecDeque<Vec<u8>>>,
     arrived: Condvar,
+}
+
+impl Inbox {
+    /// The next batch of frames. The reader ends the process when the parent goes, so there is
+    /// always a next batch to wait for.
+    fn next_batch(&self) -> Vec<u8> {
+        let mut batches = self.batches.lock();
+        loop {
+            if let Some(batch) = batches.pop_front() {
+                return batch;
+            }
+            self.arrived.wait(&mut batches);
+        }
+    }
 }
 
 /// Drains the socket into the inbox, one batch per read. At EOF (or any error on the socket)

@@ -9,7 +9,6 @@ fn config() -> SpawnConfig {
         args: Vec::new(),
         initializer: None,
         initializer_timeout: None,
-        batch_replies: true,
     }
 }
 
