@@ -1,5 +1,5 @@
 //! Sending tasks to workers: encode a task's frame once on the submitting thread, then write
-//! it to the least-loaded worker with room, or queue it for a supervisor to send later.
+//! it to an idle worker, or queue it for a supervisor to send later, several tasks in one write.
 
 use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::net::UnixStream;
