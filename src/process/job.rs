@@ -123,12 +123,12 @@ impl<R: Payload> Job for Batch<R> {
     }
 }
 
-/// Decodes a chunk's reply in one pass: the values in order, and the failed items aside by
-/// their position among the items sent.
-fn decode_chunk<R: Payload>(
-    payload: &[u8],
-    expected: usize,
-) -> Result<(Vec<R>, Vec<(usize, RemoteFailure)>), Error> {
+/// A chunk's reply: the values in order, and the failed items aside by their position among
+/// the items sent.
+type Decoded<R> = (Vec<R>, Vec<(usize, RemoteFailure)>);
+
+/// Decodes a chunk's reply in one pass.
+fn decode_chunk<R: Payload>(payload: &[u8], expected: usize) -> Result<Decoded<R>, Error> {
     let (values, failed) = guarded("decode the result", || {
         let mut decoder = postcard::Deserializer::from_bytes(payload);
         serde::Deserializer::deserialize_seq(&mut decoder, ChunkReply::<R>::new(expected))
@@ -160,7 +160,7 @@ impl<R> ChunkReply<R> {
 }
 
 impl<'de, R: Payload> serde::de::Visitor<'de> for ChunkReply<R> {
-    type Value = (Vec<R>, Vec<(usize, RemoteFailure)>);
+    type Value = Decoded<R>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "a sequence of {} results", self.expected)
