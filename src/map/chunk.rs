@@ -75,6 +75,20 @@ impl<R> Chunk<R> {
         }
     }
 
+    /// A chunk from its values in order and its failed items aside, by ascending position.
+    pub(crate) fn from_parts(
+        values: Vec<R>,
+        failures: Vec<(usize, Error)>,
+        compute: Duration,
+    ) -> Self {
+        Chunk {
+            values,
+            written: Written::empty(),
+            failures,
+            compute,
+        }
+    }
+
     /// The number of items the chunk ran.
     pub(super) fn len(&self) -> usize {
         self.values.len() + self.written.len() + self.failures.len()

@@ -13,7 +13,7 @@
 //! monomorphised for that `(A, R)`, which knows how to decode `A`s and encode `R`s. The worker
 //! itself stays non-generic.
 
-use super::protocol::RemoteFailure;
+use super::protocol::{self, RemoteFailure};
 use crate::{Payload, unwind};
 
 /// The worker-side entry point for one `(A, R)` pair: runs the function at `func` over the
@@ -106,7 +106,7 @@ pub(crate) fn trampoline<A: Payload, R: Payload>(
 
 fn encode<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), RemoteFailure> {
     // A `Serialize` impl may panic as well as fail; either way only this value is lost.
-    match unwind::catch(|| postcard::to_io(value, &mut *out).map(drop)) {
+    match unwind::catch(|| protocol::encode_into(value, out)) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RemoteFailure::Serialization(format!(
             "could not encode the result: {e}"

@@ -1,7 +1,7 @@
 //! Sending tasks to workers: encode a task's frame once on the submitting thread, then write
-//! it to the least-loaded worker with room, or queue it for a supervisor to send later.
+//! it to an idle worker, or queue it for a supervisor to send later, several tasks in one write.
 
-use std::io::Write;
+use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +21,7 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = self.task_frame::<A, R>(id, f, |out| {
             guarded("encode the argument", || {
-                postcard::to_io(std::slice::from_ref(&arg), out).map(drop)
+                protocol::encode_into(std::slice::from_ref(&arg), out)
             })
         });
         match frame {
@@ -110,7 +110,10 @@ impl Shared {
         protocol::encode_frame(&header, self.config.spawn.max_frame, payload)
     }
 
-    /// Writes the task to the least-loaded worker with room, or queues it.
+    /// Writes the task to an idle worker, or queues it. A busy worker's supervisor takes
+    /// queued tasks when its replies come back, as many as its window holds, in one write:
+    /// under a burst of submits that is one write per batch of tasks instead of one per task,
+    /// and a worker that is busy loses nothing by waiting for the batch.
     fn dispatch(&self, task: Task) {
         let max_tasks = self.config.max_tasks_per_worker;
         let mut counted = false;
@@ -139,7 +142,9 @@ impl Shared {
                 state.started = true;
                 self.wake.notify_all();
             }
-            let Some(slot) = state.least_loaded(max_tasks) else {
+            let Some(slot) = state.idle_worker(max_tasks) else {
+                // Every worker with room has a task in flight, so a reply, and with it a
+                // refill, is on its way (or a worker is starting, and refills once it runs).
                 state.queue.push_back(task);
                 return;
             };
@@ -148,7 +153,7 @@ impl Shared {
             let mut writer = writer.lock();
             let mut state = self.state.lock();
             // The worker may have died or filled up meanwhile: choose again.
-            if writer.is_none() || !state.has_room(slot, max_tasks) {
+            if writer.is_none() || state.idle_worker(max_tasks) != Some(slot) {
                 continue;
             }
             let mut frames = Vec::with_capacity(1);
@@ -163,7 +168,9 @@ impl Shared {
         }
     }
 
-    /// Moves queued tasks to `slot`'s worker until its window is full.
+    /// Moves queued tasks to `slot`'s worker until its window is full, once at most half the
+    /// window is in flight: a worker with more has replies on their way, each a later chance
+    /// to refill, and waiting for half the window makes each write carry that many tasks.
     pub(super) fn refill(&self, slot: usize) {
         let writer = self.writer(slot);
         let mut writer = writer.lock();
@@ -174,6 +181,9 @@ impl Shared {
         let mut cancelled = Vec::new();
         {
             let mut state = self.state.lock();
+            if state.slots[slot].in_flight.len() > state.window() / 2 {
+                return;
+            }
             while state.has_room(slot, self.config.max_tasks_per_worker) {
                 let Some(task) = state.queue.pop_front() else {
                     break;
@@ -187,8 +197,20 @@ impl Shared {
     }
 }
 
-/// Writes task frames to a worker. A failed write means the worker died; its supervisor then
-/// re-sends or fails what was in flight, so the error needs no handling here.
+/// Writes task frames to a worker, as few writes as the socket takes. A failed write means the
+/// worker died; its supervisor then re-sends or fails what was in flight, so the error needs
+/// no handling here.
 fn write_frames(stream: &mut UnixStream, frames: &[Arc<Vec<u8>>]) {
-    let _ = frames.iter().try_for_each(|frame| stream.write_all(frame));
+    // At most the largest window of frames is written at once, within every system's limit
+    // of slices per write.
+    let mut slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match stream.write_vectored(slices) {
+            Ok(0) => return,
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::protocol::RemoteFailure;
+use super::protocol::{self, RemoteFailure};
 use crate::future::Promise;
 use crate::map::Chunk;
 use crate::{Error, Payload, unwind};
@@ -114,13 +114,93 @@ impl<R: Payload> Job for Batch<R> {
             sent,
             rejected,
         } = *self;
-        let decoded = reply.and_then(|payload| decode_results::<R>(payload, sent));
+        let decoded = reply.and_then(|payload| decode_chunk::<R>(payload, sent));
         record(decoded.is_ok());
-        promise.complete(decoded.map(|results| {
-            let results = results.into_iter().map(|r| r.map_err(failure));
-            Chunk::from_results(merge(results, rejected), compute)
+        promise.complete(decoded.map(|(values, failed)| {
+            let failed = failed.into_iter().map(|(at, why)| (at, failure(why)));
+            Chunk::from_parts(values, place_failures(failed, rejected), compute)
         }));
     }
+}
+
+/// A chunk's reply: the values in order, and the failed items aside by their position among
+/// the items sent.
+type Decoded<R> = (Vec<R>, Vec<(usize, RemoteFailure)>);
+
+/// Decodes a chunk's reply in one pass.
+fn decode_chunk<R: Payload>(payload: &[u8], expected: usize) -> Result<Decoded<R>, Error> {
+    let (values, failed) = guarded("decode the result", || {
+        let mut decoder = postcard::Deserializer::from_bytes(payload);
+        serde::Deserializer::deserialize_seq(&mut decoder, ChunkReply::<R>::new(expected))
+    })?;
+    let got = values.len() + failed.len();
+    if got == expected {
+        Ok((values, failed))
+    } else {
+        Err(Error::Protocol(format!(
+            "expected {expected} results, got {got}"
+        )))
+    }
+}
+
+/// Visits a reply's `Vec<Result<R, RemoteFailure>>` without building it: a value goes
+/// straight into a vector of values, allocated once, and a failure aside.
+struct ChunkReply<R> {
+    expected: usize,
+    values: std::marker::PhantomData<R>,
+}
+
+impl<R> ChunkReply<R> {
+    fn new(expected: usize) -> Self {
+        ChunkReply {
+            expected,
+            values: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, R: Payload> serde::de::Visitor<'de> for ChunkReply<R> {
+    type Value = Decoded<R>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a sequence of {} results", self.expected)
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        // The length prefix is the worker's word: never reserve beyond what was sent.
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.expected));
+        let mut failed = Vec::new();
+        let mut position = 0;
+        while let Some(result) = seq.next_element::<Result<R, RemoteFailure>>()? {
+            match result {
+                Ok(value) => values.push(value),
+                Err(why) => failed.push((position, why)),
+            }
+            position += 1;
+        }
+        Ok((values, failed))
+    }
+}
+
+/// The failures of a chunk by their position in the whole chunk: those of items that ran,
+/// given by position among the items sent, and the `rejected` ones left out of the frame.
+fn place_failures(
+    failed: impl Iterator<Item = (usize, Error)>,
+    rejected: Vec<(usize, Error)>,
+) -> Vec<(usize, Error)> {
+    let mut placed = Vec::with_capacity(failed.size_hint().0 + rejected.len());
+    let mut rejected = rejected.into_iter().peekable();
+    // Items rejected before the one at hand, which shift it right.
+    let mut before = 0;
+    for (sent_at, error) in failed {
+        while let Some(left_out) = rejected.next_if(|(at, _)| *at <= sent_at + before) {
+            placed.push(left_out);
+            before += 1;
+        }
+        placed.push((sent_at + before, error));
+    }
+    placed.extend(rejected);
+    placed
 }
 
 /// A `map` chunk's items as a task's payload.
@@ -142,7 +222,9 @@ pub(crate) fn encode_chunk<A: serde::Serialize>(
 ) -> EncodedChunk {
     let whole = frame(&mut |out| {
         guarded("encode the argument", || {
-            postcard::to_io(items, out).map(drop)
+            // A guess that saves most of the regrowing for plain items.
+            out.reserve(std::mem::size_of_val(items) + 16);
+            protocol::encode_into(items, out)
         })
     });
     if whole.is_ok() {
@@ -163,7 +245,7 @@ pub(crate) fn encode_chunk<A: serde::Serialize>(
     let sent = encoded.len();
     let frame = frame(&mut |out| {
         guarded("encode the chunk length", || {
-            postcard::to_io(&sent, &mut *out)
+            protocol::encode_into(&sent, out)
         })?;
         encoded
             .iter()
@@ -222,5 +304,39 @@ mod tests {
         );
         let shape: Vec<_> = merged.iter().map(|r| r.as_ref().ok().copied()).collect();
         assert_eq!(shape, [None, Some(1), None, Some(3), None]);
+    }
+
+    /// Items 0, 2 and 5 were left out of the frame; of the four sent (1, 3, 4, 6), the
+    /// second and the fourth failed in the worker.
+    #[test]
+    fn failures_of_sent_and_rejected_items_take_their_positions() {
+        let failed = [(1, Error::Timeout), (3, Error::Cancelled)].into_iter();
+        let rejected = vec![
+            (0, Error::Shutdown),
+            (2, Error::Shutdown),
+            (5, Error::Shutdown),
+        ];
+        let positions: Vec<usize> = place_failures(failed, rejected)
+            .into_iter()
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(positions, [0, 2, 3, 5, 6]);
+    }
+
+    #[test]
+    fn a_reply_decodes_into_values_and_failures_aside() {
+        let reply: Vec<Result<u32, RemoteFailure>> = vec![
+            Ok(1),
+            Err(RemoteFailure::Serialization("bad".into())),
+            Ok(3),
+        ];
+        let payload = postcard::to_stdvec(&reply).unwrap();
+        let (values, failed) = decode_chunk::<u32>(&payload, 3).unwrap();
+        assert_eq!(values, [1, 3]);
+        assert_eq!(failed, [(1, RemoteFailure::Serialization("bad".into()))]);
+        assert!(matches!(
+            decode_chunk::<u32>(&payload, 4),
+            Err(Error::Protocol(_))
+        ));
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! * `builder`: the settings, validated, and starting the pool.
 //! * `job`: a task's frame and how a worker's reply resolves its future.
-//! * `dispatch`: encoding a task once and writing it to the least-loaded worker, or queueing it.
+//! * `dispatch`: encoding a task once and writing it to an idle worker, or queueing it.
 //! * `schedule`: the scheduling state (window, queue, slots, cost estimates); pure data.
 //! * `supervisor`: one thread per worker slot: start, read replies, replace on death.
 //! * `launch`: the worker environment and executable identity, shared by `spawn` and `worker`.

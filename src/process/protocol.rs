@@ -98,27 +98,117 @@ impl From<RemoteFailure> for Error {
 ///
 /// # Errors
 ///
-/// [`Error::Serialization`] when the header or payload fails to encode, and
-/// [`Error::InvalidArgument`] when the frame would exceed `max_frame`.
+/// As [`append_frame`].
 pub(crate) fn encode_frame<H: Serialize>(
     header: &H,
     max_frame: usize,
     payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<Vec<u8>, Error> {
-    let mut frame = vec![0; HEADER];
-    postcard::to_io(header, &mut frame).map_err(|e| Error::Serialization(e.to_string()))?;
-    payload(&mut frame)?;
-    let body = frame.len() - HEADER;
-    let len = u32::try_from(body)
-        .ok()
-        .filter(|&len| len as usize <= max_frame)
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "a {body}-byte message exceeds the maximum frame size of {max_frame} bytes"
-            ))
-        })?;
-    frame[..HEADER].copy_from_slice(&len.to_le_bytes());
+    // Room for a small task or reply whole, so it is allocated once.
+    let mut frame = Vec::with_capacity(64);
+    append_frame(&mut frame, header, max_frame, payload)?;
     Ok(frame)
+}
+
+/// Appends one complete frame to `out`, which may already hold others: several frames then
+/// leave in one write. On an error `out` is left as it was.
+///
+/// # Errors
+///
+/// [`Error::Serialization`] when the header or payload fails to encode, and
+/// [`Error::InvalidArgument`] when the frame would exceed `max_frame`.
+pub(crate) fn append_frame<H: Serialize>(
+    out: &mut Vec<u8>,
+    header: &H,
+    max_frame: usize,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let start = out.len();
+    let appended = append_body(out, header, payload).and_then(|()| {
+        let body = out.len() - start - HEADER;
+        u32::try_from(body)
+            .ok()
+            .filter(|&len| len as usize <= max_frame)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "a {body}-byte message exceeds the maximum frame size of {max_frame} bytes"
+                ))
+            })
+    });
+    match appended {
+        Ok(len) => {
+            out[start..start + HEADER].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+///
+/// Unlike `postcard::to_io`, which makes a `Write` call per field (a `memcpy` call per varint),
+/// it pushes short fields byte by byte, which is what keeps encoding a chunk of small items
+/// cheap.
+///
+/// # Errors
+///
+/// Whatever `value`'s `Serialize` reports.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> postcard::Result<()> {
+    postcard::serialize_with_flavor(value, Append(out))
+}
+
+/// A postcard output that appends to a vector.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        // A varint is at most 10 bytes: a few pushes beat a call to `memcpy`.
+        if bytes.len() <= 16 {
+            bytes.iter().for_each(|&byte| self.0.push(byte));
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+fn append_body<H: Serialize>(
+    out: &mut Vec<u8>,
+    header: &H,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    out.extend_from_slice(&[0; HEADER]);
+    encode_into(header, out).map_err(|e| Error::Serialization(e.to_string()))?;
+    payload(out)
+}
+
+/// The bodies of the complete frames that [`FrameReader::next_frames`] gathered.
+pub(crate) fn frames(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (prefix, rest) = bytes.split_first_chunk::<HEADER>()?;
+        let (body, rest) = rest.split_at_checked(u32::from_le_bytes(*prefix) as usize)?;
+        bytes = rest;
+        Some(body)
+    })
 }
 
 /// Splits a frame body into its postcard header and the raw payload after it.
@@ -203,6 +293,41 @@ impl<R: Read> FrameReader<R> {
         let body = self.start + HEADER..self.start + HEADER + len;
         self.start = body.end;
         Ok(Some(&self.buf[body]))
+    }
+
+    /// Whether a whole frame is buffered, so that [`next_frame`](Self::next_frame) returns it
+    /// without reading: a reader drains what one read brought before it acts on it.
+    pub(crate) fn frame_ready(&self) -> bool {
+        self.buffered_frame_len()
+            .is_some_and(|len| self.end - self.start >= HEADER + len)
+    }
+
+    /// Waits for the next frame, then moves it and every other whole frame already buffered,
+    /// length prefixes included, to the end of `out`; [`frames`] splits them again. `false`
+    /// when the stream ended cleanly between frames.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_frame`](Self::next_frame).
+    pub(crate) fn next_frames(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        let Some(first) = self.next_frame()?.map(<[u8]>::len) else {
+            return Ok(false);
+        };
+        let from = self.start - first - HEADER;
+        while self.frame_ready() {
+            self.start += HEADER + self.buffered_frame_len().unwrap_or_default();
+        }
+        out.extend_from_slice(&self.buf[from..self.start]);
+        Ok(true)
+    }
+
+    /// The length of the buffered frame, once its prefix is buffered and within the maximum.
+    fn buffered_frame_len(&self) -> Option<usize> {
+        let prefix = self
+            .buf
+            .get(self.start..self.end)?
+            .first_chunk::<HEADER>()?;
+        Some(u32::from_le_bytes(*prefix) as usize).filter(|&len| len <= self.max_frame)
     }
 
     /// The next message: its header, decoded, and the raw payload after it; `None` when the

@@ -108,10 +108,10 @@ impl State {
             && max_tasks.is_none_or(|max| s.dispatched < max)
     }
 
-    pub(super) fn least_loaded(&self, max_tasks: Option<u64>) -> Option<usize> {
+    /// A worker with room and no task in flight.
+    pub(super) fn idle_worker(&self, max_tasks: Option<u64>) -> Option<usize> {
         (0..self.slots.len())
-            .filter(|&slot| self.has_room(slot, max_tasks))
-            .min_by_key(|&slot| self.slots[slot].in_flight.len())
+            .find(|&slot| self.slots[slot].in_flight.is_empty() && self.has_room(slot, max_tasks))
     }
 
     /// Records `task` as written to `slot`'s worker; `false` (and the task dropped, which

@@ -220,11 +220,28 @@ impl Shared {
                 }
             }
             match worker.reader.next_frame() {
-                Ok(Some(body)) => match self.on_reply(slot, body) {
-                    Ok(true) => {}
-                    Ok(false) => break End::Retired,
-                    Err(message) => break End::Protocol(message),
-                },
+                Ok(Some(body)) => {
+                    // One clock reading dates every reply that this read brought.
+                    let received = Instant::now();
+                    let mut clock = received;
+                    let mut settled = self.on_reply(slot, body, received, &mut clock);
+                    // Every reply one read brought is settled before the worker gets more
+                    // tasks, so that they leave in one write.
+                    while matches!(settled, Ok(true)) && worker.reader.frame_ready() {
+                        settled = match worker.reader.next_frame() {
+                            Ok(Some(body)) => self.on_reply(slot, body, received, &mut clock),
+                            _ => break,
+                        };
+                    }
+                    match settled {
+                        Ok(true) => {
+                            self.refill(slot);
+                            self.close_if_done(slot);
+                        }
+                        Ok(false) => break End::Retired,
+                        Err(message) => break End::Protocol(message),
+                    }
+                }
                 Ok(None) => break End::Exited,
                 Err(e)
                     if matches!(
@@ -282,9 +299,19 @@ impl Shared {
         }
     }
 
-    /// Settles one reply. `Ok(false)` when the worker should now be retired.
-    fn on_reply(&self, slot: usize, body: &[u8]) -> Result<bool, String> {
-        let received = Instant::now();
+    /// Settles one reply. `Ok(false)` when the worker should now be retired; otherwise the
+    /// caller refills it.
+    ///
+    /// `received` is when the read that brought the reply returned; `clock` is the latest
+    /// clock reading, which this moves on once the reply is decoded, so that settling each
+    /// reply takes one reading.
+    fn on_reply(
+        &self,
+        slot: usize,
+        body: &[u8],
+        received: Instant,
+        clock: &mut Instant,
+    ) -> Result<bool, String> {
         let (header, payload): (FromWorker, &[u8]) =
             protocol::decode_header(body).map_err(|e| e.to_string())?;
         let (id, compute, reply) = match header {
@@ -294,7 +321,7 @@ impl Shared {
             FromWorker::Failed { id, failure } => (id, Duration::ZERO, Err(Error::from(failure))),
             other => return Err(format!("unexpected message {other:?}")),
         };
-        let (task, started) = {
+        let (task, started, retire) = {
             let mut state = self.state.lock();
             let s = &mut state.slots[slot];
             let Some(task) = pop_reply(&mut s.in_flight, id) else {
@@ -304,9 +331,13 @@ impl Shared {
             };
             let started = s.front_started.unwrap_or(received);
             s.front_started = (!s.in_flight.is_empty()).then_some(received);
-            (task, started)
+            // Only this thread sends to the slot's worker while it settles replies.
+            let used_up = self
+                .config
+                .max_tasks_per_worker
+                .is_some_and(|max| s.dispatched >= max);
+            (task, started, used_up && s.in_flight.is_empty())
         };
-        let decode_began = Instant::now();
         let Task {
             job,
             submitted,
@@ -314,7 +345,8 @@ impl Shared {
             ..
         } = task;
         let mut record = |ok: bool| {
-            let decode = decode_began.elapsed();
+            let decoded = Instant::now();
+            let decode = decoded.saturating_duration_since(std::mem::replace(clock, decoded));
             let ipc = received
                 .saturating_duration_since(started)
                 .saturating_sub(compute);
@@ -324,20 +356,7 @@ impl Shared {
                 .record(ok, compute, queue_wait, encode + ipc + decode);
         };
         job.finish(reply, compute, &Error::from, &mut record);
-        let state = self.state.lock();
-        let s = &state.slots[slot];
-        let used_up = self
-            .config
-            .max_tasks_per_worker
-            .is_some_and(|max| s.dispatched >= max);
-        let idle = s.in_flight.is_empty();
-        drop(state);
-        if used_up && idle {
-            return Ok(false);
-        }
-        self.refill(slot);
-        self.close_if_done(slot);
-        Ok(true)
+        Ok(!retire)
     }
 
     /// Closes an idle worker's socket during shutdown once nothing is left to run, or once its

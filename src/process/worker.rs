@@ -17,18 +17,32 @@
 //!
 //! Two threads serve: a reader that drains the socket into a queue (so the parent's writes
 //! never wait for a running task, and so a closed socket is noticed even in the middle of a
-//! task: the worker then exits at once), and the main thread, which runs tasks in arrival order
-//! and writes each result as soon as it is ready.
+//! task: the worker then exits at once), and the main thread, which runs tasks in arrival order.
+//! The reader passes on every whole frame one read brought as one batch, so a burst of tasks
+//! costs one hand-over, not one per task.
+//!
+//! The main thread writes each reply as soon as its task ends, one write per reply. Holding
+//! replies back to send several in one write would be cheaper, but a worker that then dies
+//! takes the replies of finished tasks with it: the parent could no longer tell which task
+//! killed the worker, and would fail a healthy one in its place (the test
+//! `a_fault_in_a_burst_of_short_tasks_fails_only_itself` shows it).
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
 
 use super::code::{self, Trampoline};
 use super::launch::{self, ENV, WorkerConfig};
 use super::protocol::{self, FrameReader, FromWorker, PROTOCOL_VERSION, RemoteFailure, ToWorker};
 use crate::{Error, unwind};
+
+/// The size up to which the reply buffers are kept between tasks.
+const KEPT_BUFFER: usize = 64 * 1024;
 
 /// Serves as a worker if the parent pool started this process, and never returns then.
 pub(crate) fn init() {
@@ -99,7 +113,7 @@ fn exit_now(code: i32) -> ! {
 
 fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
     let mut writer = socket.try_clone()?;
-    let incoming = spawn_reader(socket, config.max_frame)?;
+    let inbox = spawn_reader(socket, config.max_frame)?;
     let hello = FromWorker::Hello {
         version: PROTOCOL_VERSION,
         identity: launch::identity(),
@@ -107,111 +121,177 @@ fn run(socket: UnixStream, config: WorkerConfig) -> Result<(), Error> {
         pid: std::process::id(),
         nonce: config.nonce,
     };
-    send(&mut writer, &hello, config.max_frame, |_| Ok(()))?;
-    for frame in incoming {
-        let (header, payload): (ToWorker, &[u8]) = protocol::decode_header(&frame)?;
-        match header {
-            ToWorker::Init { initializer } => {
-                // SAFETY: the parent sends this offset only after the handshake confirmed that
-                // we run the same executable, and only for a `fn()` (the builder's initializer).
-                let initializer: fn() = unsafe { code::resolve(initializer) };
-                match unwind::catch(initializer) {
-                    Ok(()) => send(&mut writer, &FromWorker::InitDone, config.max_frame, |_| {
-                        Ok(())
-                    })?,
-                    Err(panic) => {
-                        let message = Error::from(panic).to_string();
-                        send(
-                            &mut writer,
-                            &FromWorker::InitFailed { message },
-                            config.max_frame,
-                            |_| Ok(()),
-                        )?;
+    let mut replies = Replies {
+        writer: &mut writer,
+        out: Vec::new(),
+        results: Vec::new(),
+        max_frame: config.max_frame,
+    };
+    replies.send(&hello, |_| Ok(()))?;
+    loop {
+        let batch = inbox.next_batch();
+        // One clock reading per task: where one task ends, the next begins.
+        let mut clock = Instant::now();
+        for frame in protocol::frames(&batch) {
+            let (header, payload): (ToWorker, &[u8]) = protocol::decode_header(frame)?;
+            match header {
+                ToWorker::Init { initializer } => {
+                    if !run_initializer(&mut replies, initializer)? {
                         return Ok(());
                     }
+                    clock = Instant::now();
+                }
+                ToWorker::Task {
+                    id,
+                    trampoline,
+                    func,
+                } => {
+                    clock = run_task(&mut replies, id, trampoline, func, payload, clock)?;
                 }
             }
-            ToWorker::Task {
-                id,
-                trampoline,
-                func,
-            } => run_task(&mut writer, config.max_frame, id, trampoline, func, payload)?,
         }
     }
-    Ok(())
 }
 
-fn run_task(
-    writer: &mut UnixStream,
+/// The socket replies go to, and the buffers they are encoded in, reused from task to task.
+struct Replies<'a> {
+    writer: &'a mut UnixStream,
+    /// One reply's frame.
+    out: Vec<u8>,
+    /// One task's results, as the trampoline encodes them.
+    results: Vec<u8>,
     max_frame: usize,
+}
+
+impl Replies<'_> {
+    /// Encodes one reply and writes it at once.
+    fn send(
+        &mut self,
+        message: &FromWorker,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.encode(message, payload)?;
+        self.write()
+    }
+
+    /// Encodes one reply, replacing the previous one.
+    fn encode(
+        &mut self,
+        message: &FromWorker,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.out.clear();
+        // Give back the memory of an exceptionally large reply.
+        self.out.shrink_to(KEPT_BUFFER);
+        protocol::append_frame(&mut self.out, message, self.max_frame, payload)
+    }
+
+    fn write(&mut self) -> Result<(), Error> {
+        self.writer.write_all(&self.out)?;
+        Ok(())
+    }
+}
+
+/// Runs the per-worker initializer and reports its outcome; `false` if it panicked, and the
+/// worker must stop.
+fn run_initializer(replies: &mut Replies<'_>, initializer: i64) -> Result<bool, Error> {
+    // SAFETY: the parent sends this offset only after the handshake confirmed that we run the
+    // same executable, and only for a `fn()` (the builder's initializer).
+    let initializer: fn() = unsafe { code::resolve(initializer) };
+    let outcome = unwind::catch(initializer);
+    let reply = match &outcome {
+        Ok(()) => FromWorker::InitDone,
+        Err(panic) => FromWorker::InitFailed {
+            message: Error::from(panic.clone()).to_string(),
+        },
+    };
+    replies.send(&reply, |_| Ok(()))?;
+    Ok(outcome.is_ok())
+}
+
+/// Runs one task, begun at `started`, and sends its reply; returns when it ended.
+fn run_task(
+    replies: &mut Replies<'_>,
     id: u64,
     trampoline: i64,
     func: i64,
     payload: &[u8],
-) -> Result<(), Error> {
+    started: Instant,
+) -> Result<Instant, Error> {
     // SAFETY: the handshake confirmed the same executable, and the parent only sends the
     // offset of a `Trampoline` in this field.
     let trampoline: Trampoline = unsafe { code::resolve(trampoline) };
-    let started = Instant::now();
-    let mut results = Vec::new();
+    let mut results = std::mem::take(&mut replies.results);
+    results.clear();
     let outcome = unwind::catch(|| trampoline(func, payload, &mut results)).unwrap_or_else(|_| {
         Err(RemoteFailure::Serialization(
             "decoding the argument panicked".into(),
         ))
     });
-    let compute_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let done = match outcome {
-        Ok(()) => protocol::encode_frame(&FromWorker::Done { id, compute_ns }, max_frame, |out| {
+    let ended = Instant::now();
+    let compute_ns =
+        u64::try_from(ended.saturating_duration_since(started).as_nanos()).unwrap_or(u64::MAX);
+    let encoded = match outcome {
+        Ok(()) => replies.encode(&FromWorker::Done { id, compute_ns }, |out| {
             out.extend_from_slice(&results);
             Ok(())
         }),
-        Err(failure) => {
-            protocol::encode_frame(&FromWorker::Failed { id, failure }, max_frame, |_| Ok(()))
+        Err(failure) => replies.encode(&FromWorker::Failed { id, failure }, |_| Ok(())),
+    };
+    // Kept for the next task, unless an exceptionally large result would pin its memory.
+    if results.capacity() <= KEPT_BUFFER {
+        replies.results = results;
+    }
+    if let Err(too_big) = encoded {
+        let failure = RemoteFailure::Serialization(too_big.to_string());
+        replies.encode(&FromWorker::Failed { id, failure }, |_| Ok(()))?;
+    }
+    replies.write()?;
+    Ok(ended)
+}
+
+/// Batches of task frames on their way from the reader thread to the main thread. The main
+/// thread sleeps on the condition variable when it has nothing to run, rather than spin and
+/// yield as a channel would first: on a busy machine each yield is a system call taken from
+/// the threads doing the work.
+#[derive(Default)]
+struct Inbox {
+    batches: Mutex<VecDeque<Vec<u8>>>,
+    arrived: Condvar,
+}
+
+impl Inbox {
+    /// The next batch of frames. The reader ends the process when the parent goes, so there is
+    /// always a next batch to wait for.
+    fn next_batch(&self) -> Vec<u8> {
+        let mut batches = self.batches.lock();
+        loop {
+            if let Some(batch) = batches.pop_front() {
+                return batch;
+            }
+            self.arrived.wait(&mut batches);
         }
-    };
-    let frame = match done {
-        Ok(frame) => frame,
-        Err(too_big) => protocol::encode_frame(
-            &FromWorker::Failed {
-                id,
-                failure: RemoteFailure::Serialization(too_big.to_string()),
-            },
-            max_frame,
-            |_| Ok(()),
-        )?,
-    };
-    writer.write_all(&frame)?;
-    Ok(())
+    }
 }
 
-fn send(
-    writer: &mut UnixStream,
-    message: &FromWorker,
-    max_frame: usize,
-    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let frame = protocol::encode_frame(message, max_frame, payload)?;
-    writer.write_all(&frame)?;
-    Ok(())
-}
-
-/// Drains the socket into a queue of frame bodies. At EOF (or any error on the socket) the
-/// parent has gone or given up on this worker, so the whole process exits, even mid-task.
-fn spawn_reader(
-    socket: UnixStream,
-    max_frame: usize,
-) -> Result<crossbeam_channel::IntoIter<Vec<u8>>, Error> {
-    let (sender, receiver) = crossbeam_channel::unbounded();
+/// Drains the socket into the inbox, one batch per read. At EOF (or any error on the socket)
+/// the parent has gone or given up on this worker, so the whole process exits, even mid-task.
+fn spawn_reader(socket: UnixStream, max_frame: usize) -> Result<Arc<Inbox>, Error> {
+    let inbox = Arc::new(Inbox::default());
+    let sender = Arc::clone(&inbox);
     std::thread::Builder::new()
         .name("parexec-worker-reader".into())
         .spawn(move || {
             let mut reader = FrameReader::new(socket, max_frame);
-            while let Ok(Some(frame)) = reader.next_frame() {
-                if sender.send(frame.to_vec()).is_err() {
+            loop {
+                let mut batch = Vec::new();
+                if !matches!(reader.next_frames(&mut batch), Ok(true)) {
                     break;
                 }
+                sender.batches.lock().push_back(batch);
+                sender.arrived.notify_one();
             }
             exit_now(0)
         })?;
-    Ok(receiver.into_iter())
+    Ok(inbox)
 }

@@ -34,6 +34,38 @@ pub fn only_the_faulty_task_fails(fault: fn(()) -> u64) -> Error {
     error
 }
 
+/// A fault among a burst of short tasks, which a worker finishes faster than the parent sends
+/// them: still only the faulty task fails, and every other one runs exactly once. A worker
+/// that held back the replies of finished tasks to send them together would lose them when it
+/// dies, failing a healthy task in the faulty one's place and running the others again.
+pub fn a_fault_in_a_burst_of_short_tasks_fails_only_itself() {
+    let pool = pool(1);
+    for round in 0..5 {
+        let before: Vec<_> = (0..200).map(|x| pool.submit(square, x)).collect();
+        let faulty = pool.submit(abort, ());
+        let after: Vec<_> = (200..400).map(|x| pool.submit(square, x)).collect();
+        for (x, future) in (0..400).zip(before.into_iter().chain(after)) {
+            assert_eq!(
+                future
+                    .result()
+                    .unwrap_or_else(|e| panic!("healthy task {x} of round {round}: {e:?}")),
+                x * x,
+                "round {round}"
+            );
+        }
+        assert_died(
+            faulty.result().expect_err("the faulty task fails"),
+            WorkerExit::Signal(libc::SIGABRT),
+        );
+    }
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.completed, stats.failed),
+        (2_000, 5),
+        "each task ran, and was counted, once"
+    );
+}
+
 pub fn assert_died(error: Error, expected: WorkerExit) {
     match error {
         Error::WorkerDied { pid, exit } => {

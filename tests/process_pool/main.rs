@@ -61,6 +61,7 @@ fn main() {
         api::collect_vec_moves_results_in_and_returns_the_first_error,
         faults::a_panic_fails_only_its_task_and_the_worker_survives,
         faults::abort_fails_only_its_task,
+        faults::a_fault_in_a_burst_of_short_tasks_fails_only_itself,
         faults::segfault_fails_only_its_task,
         faults::exit_code_fails_only_its_task,
         faults::sigkill_from_outside_fails_only_the_running_task,

@@ -126,6 +126,37 @@ proptest! {
         prop_assert!(reader.next_message::<ToWorker>().unwrap().is_none());
     }
 
+    /// What a worker's reader does: gather every whole frame one read brought, in one batch
+    /// whatever the read sizes, frames appended one after the other into one buffer.
+    #[test]
+    fn appended_frames_come_back_in_batches_of_whole_frames(
+        messages in vec((from_worker(), vec(any::<u8>(), 0..300)), 0..20),
+        step in 1_usize..2048,
+    ) {
+        let mut stream = Vec::new();
+        for (message, payload) in &messages {
+            append_frame(&mut stream, message, 1 << 20, |out| {
+                out.extend_from_slice(payload);
+                Ok(())
+            })
+            .unwrap();
+        }
+        let mut reader = FrameReader::new(Trickle { data: &stream, step }, 1 << 20);
+        let mut bodies = Vec::new();
+        let mut batch = Vec::new();
+        while reader.next_frames(&mut batch).unwrap() {
+            prop_assert!(!reader.frame_ready());
+            bodies.extend(frames(&batch).map(<[u8]>::to_vec));
+            batch.clear();
+        }
+        prop_assert_eq!(bodies.len(), messages.len());
+        for (body, (message, payload)) in bodies.iter().zip(&messages) {
+            let (decoded, rest) = decode_header::<FromWorker>(body).unwrap();
+            prop_assert_eq!(&decoded, message);
+            prop_assert_eq!(rest, &payload[..]);
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_and_fail_only_as_protocol_errors(
         stream in vec(any::<u8>(), 0..4096),
@@ -244,4 +275,24 @@ fn oversized_outgoing_frames_are_invalid_arguments() {
     })
     .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+}
+
+#[test]
+fn a_frame_that_cannot_be_appended_leaves_the_buffer_as_it_was() {
+    let mut out = frame_of(&FromWorker::InitDone, &[]);
+    let before = out.clone();
+    let err = append_frame(&mut out, &FromWorker::InitDone, 8, |out| {
+        out.extend_from_slice(&[0; 100]);
+        Ok(())
+    });
+    assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    assert_eq!(out, before);
+}
+
+#[test]
+fn encoding_into_a_vector_matches_postcard() {
+    let value = (u64::MAX, -3_i64, "text", vec![Some(1_u16), None]);
+    let mut out = vec![7];
+    encode_into(&value, &mut out).unwrap();
+    assert_eq!(out[1..], postcard::to_stdvec(&value).unwrap()[..]);
 }

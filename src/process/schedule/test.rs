@@ -34,16 +34,18 @@ fn the_window_covers_a_round_trip_within_bounds() {
 }
 
 #[test]
-fn tasks_go_to_the_least_loaded_live_worker_with_room() {
+fn a_submit_goes_straight_only_to_an_idle_live_worker_with_room() {
     let mut state = two_live_workers();
     let mut frames = Vec::new();
     let (first, _f1) = task(1);
     assert!(state.send(0, first, &mut frames).is_none());
-    assert_eq!(state.least_loaded(None), Some(1));
+    assert_eq!(state.idle_worker(None), Some(1));
     state.slots[1].pid = None;
-    assert_eq!(state.least_loaded(None), Some(0), "only live workers count");
+    assert_eq!(state.idle_worker(None), None, "only live workers count");
+    state.slots[1].pid = Some(11);
+    state.slots[1].dispatched = 1;
     assert_eq!(
-        state.least_loaded(Some(1)),
+        state.idle_worker(Some(1)),
         None,
         "max_tasks_per_worker is reached"
     );
