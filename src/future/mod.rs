@@ -1,42 +1,11 @@
 //! The future state machine shared by every executor.
 //!
-//! # Design
-//!
-//! A task's producer side ([`Promise`]) and consumer side ([`Future`]) share one
-//! `Arc<Shared<T>>`: a mutex-protected [`Inner`] plus a condition variable. The stages are
-//!
-//! ```text
-//!            start()              resolve(outcome)     callbacks ran
-//! Pending ─────────────▶ Running ───────────────────▶ Delivering ─────────▶ Done { outcome }
-//!    │                                                   ▲                    │ take (result)
-//!    ├── cancel() ──▶ resolve(Err(Cancelled)) ───────────┤                    ▼
-//!    └── resolve(outcome) without running (shutdown, a payload that would not serialize)
-//!                                                                         Done { taken }
-//! ```
-//!
-//! * `cancel` wins only from `Pending`; once a worker has called `start`, it fails.
-//! * `resolve` on a `Done` future (cancelled while queued) drops the late outcome, so a future
-//!   resolves exactly once even when cancel races completion.
-//! * A `Promise` dropped without resolving resolves its future with `Cancelled` (never started)
-//!   or `Shutdown` (started), so no consumer ever waits forever.
-//! * Done-callbacks run exactly once, in the order added, on the thread that resolves the
-//!   future, or at once on the registering thread if it is already done. They run outside the
-//!   future's lock, as Python's do, with the outcome lent to them (`Delivering`, which counts as
-//!   done): a callback may use its own future, or wait for a thread that does. A callback added
-//!   while others are being delivered joins their queue and runs after them, on the delivering
-//!   thread. `result*` and `.await` wait until the outcome is published after the callbacks;
-//!   called from within one of the future's own callbacks, which already holds the outcome by
-//!   reference, they return `Error::ResultTaken` instead of waiting for themselves.
-//! * A future without callbacks goes straight from resolution to `Done` under one lock, so the
-//!   callbacks cost nothing to tasks that have none.
-//!
-//! loom checks these stages (`loom.rs`, run by `.ci/loom`): start racing cancel, resolution
-//! racing a callback being added, abandonment, a waiter or a poll racing resolution, and a
-//! callback that uses its own future while another thread does.
-//!
-//! The shared state lives alone (a [`Promise`] and its `Future`) or embedded in the allocation
-//! of the task that resolves it ([`EmbedsState`]): a thread pool's submitted task carries its
-//! future's state, which saves an allocation per task. Either way the stages are the same.
+//! A task's producer side ([`Promise`]) and consumer side ([`Future`]) share one state that
+//! moves through `Pending`, `Running`, `Delivering` (callbacks run, outside the lock) and
+//! `Done`; a future resolves exactly once, and a promise dropped unresolved resolves it with
+//! `Cancelled` or `Shutdown`. The design notes, with the stage diagram, the callback rules,
+//! the embedded state and how a blocked thread helps its executor, are in `README.md` beside
+//! this file.
 
 #[cfg(all(test, loom))]
 mod loom;
