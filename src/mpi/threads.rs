@@ -5,6 +5,8 @@
 //! every rank of a node sees all its cores; a thread per core on each rank would put ranks
 //! times cores threads on the node's cores. Ranks bound to cores of their own see only those.
 
+use std::collections::HashMap;
+
 /// What a worker rank's hello says about where it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placement<'a> {
@@ -20,24 +22,26 @@ pub(crate) struct Placement<'a> {
 /// node has are taken to be bound apart and keep all their cores; otherwise the node's cores
 /// are shared out among them, at least one thread each.
 pub(crate) fn default_threads(ranks: &[Placement<'_>]) -> Vec<u32> {
-    ranks
-        .iter()
-        .enumerate()
-        .map(|(i, rank)| {
-            let node: Vec<usize> = (0..ranks.len())
-                .filter(|&j| ranks[j].host == rank.host)
-                .collect();
-            let claimed: u64 = node.iter().map(|&j| u64::from(ranks[j].cores)).sum();
-            let online = node.iter().map(|&j| ranks[j].online).max().unwrap_or(1);
-            if claimed <= u64::from(online) {
-                return rank.cores.max(1);
-            }
-            let sharing = node.len() as u32;
-            let position = node.iter().position(|&j| j == i).unwrap_or(0) as u32;
-            let share = online / sharing + u32::from(position < online % sharing);
-            share.min(rank.cores).max(1)
-        })
-        .collect()
+    let mut nodes: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, rank) in ranks.iter().enumerate() {
+        nodes.entry(rank.host).or_default().push(i);
+    }
+    let mut threads = vec![1; ranks.len()];
+    for node in nodes.values() {
+        let claimed: u64 = node.iter().map(|&j| u64::from(ranks[j].cores)).sum();
+        let online = node.iter().map(|&j| ranks[j].online).max().unwrap_or(1);
+        let sharing = node.len() as u32;
+        for (position, &j) in (0..).zip(node) {
+            let cores = ranks[j].cores;
+            threads[j] = if claimed <= u64::from(online) {
+                cores.max(1)
+            } else {
+                let share = online / sharing + u32::from(position < online % sharing);
+                share.min(cores).max(1)
+            };
+        }
+    }
+    threads
 }
 
 #[cfg(test)]
